@@ -1,0 +1,77 @@
+// The only module that starts processes. Every host command goes through here, as an argument
+// array, prefixed with HOST_CMD and (for privileged tools) SUDO.
+import { execa, type Options } from 'execa'
+import { ToolError } from '../errors.js'
+import { words, type Env } from '../util/env.js'
+
+export interface RunOptions {
+  env?: Record<string, string>
+  input?: string | Buffer
+  /** Stream the tool's stderr to ours (long builds). */
+  inheritStderr?: boolean
+  /** Prefix with SUDO (tools that touch root-owned files). */
+  privileged?: boolean
+  timeoutMs?: number
+  cwd?: string
+}
+
+export interface RunResult {
+  stdout: string
+  stderr: string
+  exitCode: number
+}
+
+/** The argv actually executed for `cmd args`, honouring HOST_CMD and SUDO. */
+export function commandLine(cmd: string[], privileged = false, env: Env = process.env): string[] {
+  return [...words(env.HOST_CMD), ...(privileged ? words(env.SUDO) : []), ...cmd]
+}
+
+/** Runs a tool; resolves with its output or rejects with a ToolError. */
+export async function run(cmd: string[], args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const r = await tryRun(cmd, args, opts)
+  if (r.exitCode !== 0) throw new ToolError(cmd.join(' '), args, r.exitCode, r.stderr || r.stdout)
+  return r
+}
+
+/** Runs a tool and returns its exit code instead of throwing (for probes and "not found" answers). */
+export async function tryRun(cmd: string[], args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const argv = commandLine([...cmd, ...args], opts.privileged)
+  const [file, ...rest] = argv
+  if (!file) throw new ToolError('(empty command)', args, undefined, 'no command given')
+  const options: Options = {
+    reject: false,
+    env: opts.env,
+    input: opts.input,
+    cwd: opts.cwd,
+    timeout: opts.timeoutMs,
+    stdin: opts.input === undefined ? 'ignore' : undefined,
+    stderr: opts.inheritStderr ? 'inherit' : 'pipe',
+    encoding: 'utf8',
+    stripFinalNewline: false,
+  }
+  const r = await execa(file, rest, options)
+  if (r.failed && r.exitCode === undefined) {
+    // Not started at all (ENOENT) or killed by timeout.
+    const why = r.timedOut ? `timed out after ${opts.timeoutMs} ms` : (r.cause instanceof Error ? r.cause.message : (r.shortMessage ?? 'failed'))
+    throw new ToolError(file, rest, undefined, why, r.timedOut ? undefined : `Is ${file} installed? Run \`fleet doctor\`.`)
+  }
+  return { stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), exitCode: r.exitCode ?? 1 }
+}
+
+/** Runs an interactive tool attached to our terminal (virsh console, ssh). Returns its exit code. */
+export async function runInteractive(cmd: string[], args: string[]): Promise<number> {
+  const [file, ...rest] = commandLine([...cmd, ...args])
+  if (!file) return 1
+  const r = await execa(file, rest, { stdio: 'inherit', reject: false })
+  return r.exitCode ?? 1
+}
+
+/** True if `name` resolves to an executable (on the host, through HOST_CMD). */
+export async function which(name: string): Promise<string | undefined> {
+  try {
+    const r = await tryRun(['sh', '-c', 'command -v "$1"', 'sh'], [name])
+    return r.exitCode === 0 ? r.stdout.trim() : undefined
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,156 @@
+// All libvirt access: the @unraid/libvirt binding for connection, define, start, shutdown,
+// destroy, state and list; virsh for what the binding lacks (undefine --nvram, console).
+// Services never see a raw connection.
+import { ToolError } from '../errors.js'
+import { libvirtUri, words } from '../util/env.js'
+import { run, runInteractive, tryRun } from './exec.js'
+
+export type DomainStateName = 'running' | 'blocked' | 'paused' | 'shutdown' | 'shut off' | 'crashed' | 'pmsuspended' | 'no state'
+const STATE_NAMES: DomainStateName[] = ['no state', 'running', 'blocked', 'paused', 'shutdown', 'shut off', 'crashed', 'pmsuspended']
+
+type Binding = typeof import('@unraid/libvirt')
+type Hypervisor = InstanceType<Binding['Hypervisor']>
+type Domain = Awaited<ReturnType<Hypervisor['domainLookupByName']>>
+
+const VIR_ERR_NO_DOMAIN = 42
+const VIR_ERR_OPERATION_INVALID = 55
+
+let binding: Promise<Binding> | undefined
+let connection: Promise<Hypervisor> | undefined
+
+function libvirtError(op: string, e: unknown): ToolError {
+  const err = e as { message?: string; code?: number }
+  return new ToolError('libvirt', [op, libvirtUri()], err.code, err.message ?? String(e),
+    'Is libvirtd running and may you use it? Run `fleet doctor`.')
+}
+
+async function connect(): Promise<Hypervisor> {
+  connection ??= (async () => {
+    binding ??= import('@unraid/libvirt')
+    const { Hypervisor } = await binding
+    const h = new Hypervisor({ uri: libvirtUri() })
+    try {
+      await h.connectOpen()
+    } catch (e) {
+      connection = undefined
+      throw libvirtError('connect', e)
+    }
+    return h
+  })()
+  return connection
+}
+
+/** Closes the connection so the process can exit. */
+export async function disconnect(): Promise<void> {
+  if (!connection) return
+  const c = connection
+  connection = undefined
+  try {
+    await (await c).connectClose()
+  } catch {
+    // Already closed or never opened: nothing to release.
+  }
+}
+
+async function lookup(name: string): Promise<Domain | undefined> {
+  const h = await connect()
+  try {
+    return await h.domainLookupByName(name)
+  } catch (e) {
+    if ((e as { code?: number }).code === VIR_ERR_NO_DOMAIN) return undefined
+    throw libvirtError(`lookup ${name}`, e)
+  }
+}
+
+async function call<T>(op: string, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f()
+  } catch (e) {
+    throw libvirtError(op, e)
+  }
+}
+
+/** The domain's state, or undefined if no domain of that name is defined. */
+export async function domainState(name: string): Promise<DomainStateName | undefined> {
+  const d = await lookup(name)
+  if (!d) return undefined
+  const info = await call(`state ${name}`, () => d.getInfo())
+  return STATE_NAMES[info.state] ?? 'no state'
+}
+
+export async function isActive(name: string): Promise<boolean> {
+  const s = await domainState(name)
+  return s !== undefined && s !== 'shut off' && s !== 'crashed'
+}
+
+export async function defineXml(xml: string): Promise<void> {
+  const h = await connect()
+  await call('define', () => h.domainDefineXML(xml))
+}
+
+/** The live (or inactive) XML of a defined domain, or undefined. */
+export async function domainXml(name: string, inactive = false): Promise<string | undefined> {
+  const d = await lookup(name)
+  if (!d) return undefined
+  return call(`dumpxml ${name}`, () => d.getXMLDesc(inactive ? 2 : 0))
+}
+
+export async function start(name: string): Promise<void> {
+  const d = await lookup(name)
+  if (!d) throw new ToolError('libvirt', ['start', name], undefined, `domain ${name} is not defined`)
+  await call(`start ${name}`, () => d.create())
+}
+
+/** ACPI shutdown request; returns immediately. */
+export async function shutdown(name: string): Promise<void> {
+  const d = await lookup(name)
+  if (!d) return
+  try {
+    await d.shutdown()
+  } catch (e) {
+    if ((e as { code?: number }).code === VIR_ERR_OPERATION_INVALID) return // already off
+    throw libvirtError(`shutdown ${name}`, e)
+  }
+}
+
+/** Hard power-off; a domain that is not running is fine. */
+export async function destroy(name: string): Promise<void> {
+  const d = await lookup(name)
+  if (!d) return
+  try {
+    await d.destroy()
+  } catch (e) {
+    if ((e as { code?: number }).code === VIR_ERR_OPERATION_INVALID) return
+    throw libvirtError(`destroy ${name}`, e)
+  }
+}
+
+export async function listDomainNames(): Promise<string[]> {
+  const h = await connect()
+  const domains = await call('list', () => h.connectListAllDomains())
+  return Promise.all(domains.map((d) => call('name', () => d.getName())))
+}
+
+const virsh = (): string[] => [...words(process.env.VIRSH || 'virsh'), '-c', libvirtUri()]
+
+/** Undefines the domain and removes its NVRAM file (the binding has no flags for that). */
+export async function undefineWithNvram(name: string): Promise<void> {
+  if (!(await lookup(name))) return
+  await run(virsh(), ['undefine', '--nvram', name], { privileged: true })
+}
+
+/** Attaches the terminal to the serial console. */
+export async function attachConsole(name: string): Promise<number> {
+  return runInteractive(virsh(), ['console', name])
+}
+
+/** libvirt network names (active and inactive). */
+export async function listNetworks(): Promise<string[]> {
+  const r = await tryRun(virsh(), ['net-list', '--all', '--name'])
+  return r.exitCode === 0 ? r.stdout.split('\n').map((s) => s.trim()).filter(Boolean) : []
+}
+
+export async function libvirtVersion(): Promise<string | undefined> {
+  const r = await tryRun(virsh(), ['version'])
+  return r.exitCode === 0 ? r.stdout.trim() : undefined
+}

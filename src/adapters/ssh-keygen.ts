@@ -1,0 +1,15 @@
+// ssh-keygen: host key pairs and public key checks.
+import { run, tryRun } from './exec.js'
+
+const SSH_KEYGEN = ['ssh-keygen']
+
+/** Writes an ed25519 key pair at `file` (+ .pub), private key 0600, comment `comment`. */
+export async function generateHostKey(file: string, comment: string): Promise<void> {
+  await run(SSH_KEYGEN, ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', file])
+}
+
+/** The fingerprint line of a public key, or undefined if ssh-keygen cannot parse it. */
+export async function fingerprint(publicKey: string): Promise<string | undefined> {
+  const r = await tryRun(SSH_KEYGEN, ['-l', '-f', '/dev/stdin'], { input: publicKey.trim() + '\n' })
+  return r.exitCode === 0 ? r.stdout.trim() : undefined
+}

@@ -1,0 +1,77 @@
+// The base of every command: --json, --repo, --state-dir, error rendering with exit codes,
+// progress on stderr, and the libvirt connection closed at the end.
+import { Command, Flags, type Interfaces } from '@oclif/core'
+import { disconnect } from './adapters/libvirt.js'
+import { ExitCode, ToolError, UserError } from './errors.js'
+import { resolvePaths, type Paths } from './repo.js'
+import { makeContext, type FleetContext } from './services/context.js'
+import { RolledBack } from './util/undo.js'
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
+
+export abstract class BaseCommand<T extends typeof Command> extends Command {
+  static override enableJsonFlag = true
+
+  static override baseFlags = {
+    repo: Flags.string({ description: 'Fleet repository (default: nearest folder with machines/, or FLEET_REPO)', helpGroup: 'GLOBAL' }),
+    'state-dir': Flags.string({ description: 'Where disk images live (default: FLEET_STATE_DIR, /var/lib/fleet as root, else ~/.local/share/fleet)', helpGroup: 'GLOBAL' }),
+  }
+
+  protected flags!: BaseFlags<T>
+  protected args!: Interfaces.InferredArgs<T['args']>
+
+  override async init(): Promise<void> {
+    await super.init()
+    const { flags, args } = await this.parse({
+      flags: this.ctor.flags,
+      baseFlags: (this.ctor as typeof BaseCommand).baseFlags,
+      enableJsonFlag: this.ctor.enableJsonFlag,
+      args: this.ctor.args,
+      strict: this.ctor.strict,
+    })
+    this.flags = flags as BaseFlags<T>
+    this.args = args as Interfaces.InferredArgs<T['args']>
+  }
+
+  /** Progress for people: stderr, silent under --json. */
+  protected progress = (line: string): void => {
+    if (!this.jsonEnabled()) process.stderr.write(`${line}\n`)
+  }
+
+  protected paths(): Paths {
+    return resolvePaths({ repo: this.flags.repo, stateDir: this.flags['state-dir'] })
+  }
+
+  protected context(opts: { virtType?: string; dryRun?: boolean } = {}): FleetContext {
+    return makeContext(this.paths(), { ...opts, log: this.progress })
+  }
+
+  protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
+    await disconnect()
+    let e: unknown = err
+    const lines: string[] = []
+    if (err instanceof RolledBack) {
+      e = err.cause
+      if (err.undo.removed.length) lines.push(`Undone after the failure: removed ${err.undo.removed.join('; ')}`)
+      if (err.undo.leftBehind.length) lines.push(`Could NOT remove: ${err.undo.leftBehind.join('; ')}`)
+    }
+    if (e instanceof UserError || e instanceof ToolError) {
+      const hint = e.hint
+      const out = this.jsonEnabled()
+        ? JSON.stringify({ error: { type: e.name, message: e.message, hint, cleanup: lines, ...(e instanceof ToolError ? { tool: e.tool, args: e.args, exitCode: e.code } : {}) } }, null, 2)
+        : [`Error: ${e.message}`, ...(e instanceof ToolError ? [`  command: ${e.tool} ${e.args.join(' ')}`] : []), ...lines, ...(hint ? [`Try this: ${hint}`] : [])].join('\n')
+      if (this.jsonEnabled()) process.stdout.write(out + '\n')
+      else process.stderr.write(out + '\n')
+      this.exit(e.exitCode)
+    }
+    if (lines.length) process.stderr.write(lines.join('\n') + '\n')
+    // oclif's own parse errors and exits keep their behaviour; anything else is a bug.
+    if (err.exitCode === undefined && !(err as { oclif?: unknown }).oclif) err.exitCode = ExitCode.bug
+    return super.catch(e instanceof Error ? Object.assign(e, { exitCode: (e as { exitCode?: number }).exitCode ?? err.exitCode }) : err)
+  }
+
+  protected override async finally(err: Error | undefined): Promise<unknown> {
+    await disconnect()
+    return super.finally(err)
+  }
+}

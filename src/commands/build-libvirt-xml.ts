@@ -1,0 +1,26 @@
+import { Args } from '@oclif/core'
+import { BaseCommand } from '../base-command.js'
+import { dryRun, virtType } from '../flags.js'
+import { listMachineNames, loadMachine } from '../machines/repository.js'
+import { currentBaseDigest, renderXml, writeXml, type XmlWrite } from '../services/domain-xml.js'
+
+export default class BuildLibvirtXml extends BaseCommand<typeof BuildLibvirtXml> {
+  static override summary = 'Write libvirt/NAME.xml for the named machines (all if none); needs no libvirt connection'
+  static override strict = false
+  static override args = { names: Args.string({ description: 'Machine names' }) }
+  static override flags = { 'virt-type': virtType, 'dry-run': dryRun }
+
+  async run(): Promise<{ files: XmlWrite[] }> {
+    const ctx = this.context({ virtType: this.flags['virt-type'], dryRun: this.flags['dry-run'] })
+    const { argv } = await this.parse(BuildLibvirtXml)
+    const names = argv.length ? (argv as string[]) : await listMachineNames(ctx.paths)
+    const files: XmlWrite[] = []
+    for (const name of names) {
+      const m = await loadMachine(ctx.paths, name)
+      const xml = renderXml(ctx.paths, m, { virtType: await ctx.virtType(), onReboot: ctx.onReboot, baseDigest: await currentBaseDigest(ctx.paths, m) })
+      files.push(await writeXml(ctx.paths, name, xml, ctx.dryRun))
+    }
+    if (!this.jsonEnabled()) for (const f of files) this.log(`${f.changed ? (ctx.dryRun ? 'would write' : 'wrote') : 'unchanged'}  ${f.file}`)
+    return { files }
+  }
+}

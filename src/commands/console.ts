@@ -1,0 +1,36 @@
+import { Flags } from '@oclif/core'
+import { readFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { BaseCommand } from '../base-command.js'
+import { attachConsole } from '../adapters/libvirt.js'
+import { UserError } from '../errors.js'
+import { nameArg } from '../flags.js'
+import { vmFiles } from '../repo.js'
+import { assertName } from '../machines/repository.js'
+
+export default class Console extends BaseCommand<typeof Console> {
+  static override summary = "Attach to a VM's serial console (virsh console), or print its console log with --log"
+  static override args = { name: nameArg }
+  static override flags = {
+    log: Flags.boolean({ description: 'Print vms/NAME/console.log instead of attaching' }),
+    tail: Flags.integer({ description: 'With --log: only the last N lines' }),
+  }
+
+  async run(): Promise<{ name: string; log?: string }> {
+    const { name } = this.args
+    assertName(name)
+    if (this.flags.log) {
+      const file = vmFiles(this.paths(), name).console
+      if (!existsSync(file)) throw new UserError(`machine ${name}: no console log yet at ${file}`, `Start it: fleet start-vm ${name}`)
+      let text = await readFile(file, 'utf8')
+      if (this.flags.tail) text = text.split('\n').slice(-this.flags.tail - 1).join('\n')
+      if (!this.jsonEnabled()) process.stdout.write(text)
+      return { name, log: text }
+    }
+    if (this.jsonEnabled()) throw new UserError('--json needs --log: an attached console is interactive')
+    if (!process.stdin.isTTY) throw new UserError(`machine ${name}: attaching to the console needs a terminal`, `Use \`fleet console ${name} --log\` to print the log.`)
+    this.progress('Attached to the serial console; leave with Ctrl-]')
+    process.exitCode = await attachConsole(name)
+    return { name }
+  }
+}

@@ -1,0 +1,32 @@
+import { Flags } from '@oclif/core'
+import { confirm } from '@inquirer/prompts'
+import { BaseCommand } from '../base-command.js'
+import { UserError } from '../errors.js'
+import { dryRun, nameArg } from '../flags.js'
+import { destroyVm, type DestroyResult } from '../services/lifecycle.js'
+
+export default class DestroyVm extends BaseCommand<typeof DestroyVm> {
+  static override summary = 'Stop a VM, undefine it (with NVRAM) and delete its boot overlay; /var is kept unless --delete-data'
+  static override description = 'machines/NAME stays, so `fleet create-vm NAME` brings the VM back with the same identity and the kept /var disk removed or moved aside first.'
+  static override args = { name: nameArg }
+  static override flags = {
+    'delete-data': Flags.boolean({ description: 'Also delete the /var disk and console log (asks, unless --yes)' }),
+    yes: Flags.boolean({ char: 'y', description: 'Do not ask before deleting data' }),
+    timeout: Flags.integer({ description: 'Seconds to wait for an ACPI shutdown before powering off', default: 30, min: 1 }),
+    'dry-run': dryRun,
+  }
+
+  async run(): Promise<DestroyResult> {
+    const { name } = this.args
+    if (this.flags['delete-data'] && !this.flags.yes && !this.flags['dry-run']) {
+      if (!process.stdin.isTTY) throw new UserError(`machine ${name}: --delete-data deletes the /var disk; pass --yes to confirm without a terminal`)
+      if (!(await confirm({ message: `Delete the /var disk of ${name} for good?`, default: false }))) throw new UserError(`machine ${name}: not destroyed (data deletion not confirmed)`)
+    }
+    const r = await destroyVm(this.context({ dryRun: this.flags['dry-run'] }), name, { deleteData: this.flags['delete-data'], timeoutS: this.flags.timeout })
+    if (!this.jsonEnabled()) {
+      this.log(`${r.dryRun ? 'Would remove' : 'Removed'}:${r.removed.map((x) => `\n  ${x}`).join('') || ' nothing'}`)
+      if (r.kept.length) this.log(`Kept:${r.kept.map((x) => `\n  ${x}`).join('')}`)
+    }
+    return r
+  }
+}

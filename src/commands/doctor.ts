@@ -1,0 +1,21 @@
+import { Flags } from '@oclif/core'
+import { BaseCommand } from '../base-command.js'
+import { doctor, type Check } from '../services/doctor.js'
+
+export default class Doctor extends BaseCommand<typeof Doctor> {
+  static override summary = 'Check this host: tools, libvirt connection, UEFI firmware, guestfish, whether KVM really runs guests'
+  static override flags = { deep: Flags.boolean({ description: 'Also launch the guestfish appliance once (30 s without KVM)' }) }
+
+  async run(): Promise<{ ok: boolean; checks: Check[] }> {
+    const checks = await doctor({ deep: this.flags.deep })
+    const ok = checks.every((c) => c.ok || c.name === 'kvm')
+    if (!this.jsonEnabled()) {
+      for (const c of checks) {
+        this.log(`${c.ok ? 'ok  ' : 'FAIL'}  ${c.name.padEnd(20)} ${c.detail}`)
+        if (!c.ok && c.fix) this.log(`      fix: ${c.fix}`)
+      }
+    }
+    if (!ok) process.exitCode = 2
+    return { ok, checks }
+  }
+}

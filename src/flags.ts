@@ -1,0 +1,10 @@
+// Flags shared by several commands.
+import { Args, Flags } from '@oclif/core'
+
+export const dryRun = Flags.boolean({ description: 'Show what would change; change nothing' })
+export const virtType = Flags.string({
+  description: 'Domain type: kvm or qemu (TCG). Default: FLEET_VIRT_TYPE, else kvm if a probe guest really runs under KVM',
+  options: ['kvm', 'qemu'],
+})
+export const timeout = Flags.integer({ description: 'Seconds to wait for an ACPI shutdown', default: 60, min: 1 })
+export const nameArg = Args.string({ description: 'Machine name (folder in machines/)', required: true })

@@ -1,0 +1,118 @@
+// Writing a brand-new machines/<name>/: machine.json plus identity files, all or nothing.
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { chmod, mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fingerprint, generateHostKey } from '../adapters/ssh-keygen.js'
+import { UserError } from '../errors.js'
+import type { Paths } from '../repo.js'
+import { allocateMac, allocateSshPort, allocateUuid } from './allocate.js'
+import { DEFAULTS, type Arch, type MachineJson } from './model.js'
+import { loadAllMachines, machineDir } from './repository.js'
+import * as v from './validate.js'
+
+/** Everything a new machine can be given; flags and prompts both produce this. */
+export interface NewMachineSpec {
+  memory: string
+  vcpus: number
+  varSize: string
+  base: string
+  network: string
+  arch: Arch
+  dns: string[]
+  hosts: string[]
+  tcpPorts: string[]
+  udpPorts: string[]
+  adminKeys: string[]
+  userKeys: string[]
+}
+
+export function defaultSpec(): NewMachineSpec {
+  return {
+    memory: DEFAULTS.memory,
+    vcpus: DEFAULTS.vcpus,
+    varSize: DEFAULTS.varSize,
+    base: DEFAULTS.base,
+    network: DEFAULTS.network,
+    arch: DEFAULTS.arch,
+    dns: [...DEFAULTS.dns],
+    hosts: [],
+    tcpPorts: ['22'],
+    udpPorts: [],
+    adminKeys: [],
+    userKeys: [],
+  }
+}
+
+/** Validates a spec for machine `name`; throws a UserError naming the field and value. */
+export async function validateSpec(name: string, spec: NewMachineSpec): Promise<void> {
+  const fail = (msg: string): never => {
+    throw new UserError(`machine ${name}: ${msg}`)
+  }
+  const bad =
+    v.checkName(name) ?? v.checkMemory(spec.memory) ?? v.checkVcpus(spec.vcpus) ?? v.checkVarSize(spec.varSize) ??
+    v.checkChannel(spec.base) ?? v.checkNetwork(spec.network) ?? v.checkArch(spec.arch) ??
+    v.checkPorts('tcp', spec.tcpPorts) ?? v.checkPorts('udp', spec.udpPorts)
+  if (bad) fail(bad)
+  for (const d of spec.dns) {
+    const b = v.checkDns(d)
+    if (b) fail(b)
+  }
+  for (const h of spec.hosts) {
+    if (/[\n\r]/.test(h) || !/^\S+\s+\S/.test(h.trim())) fail(`hosts line "${h}" must be "ADDRESS NAME..."`)
+    const b = v.checkDns(h.trim().split(/\s+/)[0]!)
+    if (b) fail(`hosts line "${h}": ${b.replace('DNS server', 'address')}`)
+  }
+  for (const [kind, keys] of [['admin', spec.adminKeys], ['user', spec.userKeys]] as const) {
+    for (const k of keys) if (!(await fingerprint(k))) fail(`${kind} authorized key "${k.slice(0, 40)}${k.length > 40 ? '…' : ''}" is not an SSH public key`)
+  }
+}
+
+function lines(items: string[]): string {
+  return items.length ? items.join('\n') + '\n' : ''
+}
+
+/** The identity files a new machine gets (the host key pair comes from ssh-keygen separately). */
+export function identityFiles(name: string, spec: NewMachineSpec): Record<string, string> {
+  return {
+    'machine-id': randomBytes(16).toString('hex') + '\n',
+    hostname: name + '\n',
+    'resolv.conf': lines(spec.dns.map((d) => `nameserver ${d}`)),
+    hosts: lines([`127.0.1.1 ${name}`, ...spec.hosts]),
+    tcp_ports: lines(spec.tcpPorts.map(String)),
+    udp_ports: lines(spec.udpPorts.map(String)),
+    admin_authorized_keys: lines(spec.adminKeys.map((k) => k.trim())),
+    user_authorized_keys: lines(spec.userKeys.map((k) => k.trim())),
+  }
+}
+
+/** Writes machines/<name>/ atomically (temp folder, then rename). Returns its path. */
+export async function writeNewMachine(paths: Paths, name: string, spec: NewMachineSpec): Promise<string> {
+  const dir = machineDir(paths, name)
+  if (existsSync(dir)) throw new UserError(`machine ${name}: ${dir} already exists`, 'Pick another name, or use the existing definition.')
+  const others = await loadAllMachines(paths)
+  const json: MachineJson = {
+    memory: spec.memory,
+    vcpus: Number(spec.vcpus),
+    varSize: spec.varSize,
+    network: spec.network,
+    mac: allocateMac(name, new Set(others.map((m) => m.mac))),
+    uuid: allocateUuid(new Set(others.map((m) => m.uuid))),
+    arch: spec.arch,
+    base: spec.base,
+    ...(spec.network === 'user' ? { sshPort: allocateSshPort(new Set(others.flatMap((m) => (m.sshPort ? [m.sshPort] : [])))) } : {}),
+  }
+  const tmp = await mkdtemp(join(paths.machines, `.${name}.new-`))
+  try {
+    await writeFile(join(tmp, 'machine.json'), JSON.stringify(json, null, 2) + '\n')
+    for (const [f, content] of Object.entries(identityFiles(name, spec))) await writeFile(join(tmp, f), content)
+    await generateHostKey(join(tmp, 'ssh_host_ed25519_key'), `root@${name}`)
+    await chmod(join(tmp, 'ssh_host_ed25519_key'), 0o600)
+    await chmod(tmp, 0o755)
+    await rename(tmp, dir)
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true })
+    throw e
+  }
+  return dir
+}

@@ -1,0 +1,65 @@
+// Reading and writing machines/<name>/ in the fleet repository.
+import { existsSync } from 'node:fs'
+import { readdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { UserError } from '../errors.js'
+import type { Paths } from '../repo.js'
+import { parseSize } from '../util/units.js'
+import { IDENTITY_FILES, type Machine } from './model.js'
+import { checkName, validateMachineJson } from './validate.js'
+
+export function machineDir(paths: Paths, name: string): string {
+  return join(paths.machines, name)
+}
+
+export function assertName(name: string): void {
+  const bad = checkName(name)
+  if (bad) throw new UserError(`machine ${name}: ${bad}`)
+}
+
+/** Loads and validates machines/<name>/machine.json. */
+export async function loadMachine(paths: Paths, name: string): Promise<Machine> {
+  assertName(name)
+  const dir = machineDir(paths, name)
+  const file = join(dir, 'machine.json')
+  if (!existsSync(file)) {
+    throw new UserError(`machine ${name}: ${file} does not exist`, `Create it with \`fleet create-vm ${name}\`.`)
+  }
+  let raw: unknown
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8'))
+  } catch (e) {
+    throw new UserError(`machine ${name}: ${file} is not valid JSON: ${(e as Error).message}`)
+  }
+  const json = validateMachineJson(name, file, raw)
+  return { ...json, name, dir, memoryBytes: parseSize(json.memory)!, varSizeBytes: parseSize(json.varSize)! }
+}
+
+/** Names of all machines (folders with a machine.json), sorted. */
+export async function listMachineNames(paths: Paths): Promise<string[]> {
+  if (!existsSync(paths.machines)) return []
+  const entries = await readdir(paths.machines, { withFileTypes: true })
+  return entries
+    .filter((e) => e.isDirectory() && existsSync(join(paths.machines, e.name, 'machine.json')))
+    .map((e) => e.name)
+    .sort()
+}
+
+export async function loadAllMachines(paths: Paths): Promise<Machine[]> {
+  return Promise.all((await listMachineNames(paths)).map((n) => loadMachine(paths, n)))
+}
+
+/** The identity files present in machines/<name>/, with their bytes. */
+export async function readIdentity(machine: Machine): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>()
+  for (const f of IDENTITY_FILES) {
+    const p = join(machine.dir, f)
+    if (existsSync(p)) files.set(f, await readFile(p))
+  }
+  for (const required of ['machine-id', 'hostname', 'ssh_host_ed25519_key', 'ssh_host_ed25519_key.pub']) {
+    if (!files.has(required)) {
+      throw new UserError(`machine ${machine.name}: identity file ${join(machine.dir, required)} is missing`, 'Restore it from git, or destroy and re-create the machine.')
+    }
+  }
+  return files
+}

@@ -1,0 +1,112 @@
+// One validation for flags, prompts and hand-edited machine.json. Each check returns a message
+// naming the field and the bad value, or undefined when the value is fine.
+import { isIP } from 'node:net'
+import { UserError } from '../errors.js'
+import { parseSize } from '../util/units.js'
+import { ARCHES, MACHINE_FIELDS, type MachineJson } from './model.js'
+
+export type Check<T = string> = (value: T) => string | undefined
+
+export const LIMITS = {
+  memoryMin: 64 * 1024 ** 2,
+  memoryMax: 4 * 1024 ** 4,
+  vcpusMax: 512,
+  varMin: 16 * 1024 ** 2,
+  varMax: 64 * 1024 ** 4,
+}
+
+export const checkName: Check = (v) =>
+  /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(v)
+    ? undefined
+    : `name "${v}" is not a hostname label (a-z, 0-9 and '-', 1-63 characters, not starting or ending with '-')`
+
+export const checkChannel: Check = (v) =>
+  /^[a-z0-9][a-z0-9._-]{0,63}$/.test(v) ? undefined : `base channel "${v}" must be lowercase letters, digits, '.', '_' or '-'`
+
+function sizeCheck(field: string, min: number, max: number): Check {
+  return (v) => {
+    const bytes = parseSize(String(v))
+    if (bytes === undefined) return `${field} "${v}" is not a size like 512M or 2G`
+    if (bytes < min || bytes > max) return `${field} "${v}" is outside ${min / 1024 ** 2}M..${max / 1024 ** 4}T`
+    if (bytes % (1024 * 1024) !== 0) return `${field} "${v}" must be a whole number of MiB`
+    return undefined
+  }
+}
+
+export const checkMemory = sizeCheck('memory', LIMITS.memoryMin, LIMITS.memoryMax)
+export const checkVarSize = sizeCheck('varSize', LIMITS.varMin, LIMITS.varMax)
+
+export const checkVcpus: Check<number | string> = (v) => {
+  const n = Number(v)
+  return Number.isInteger(n) && n >= 1 && n <= LIMITS.vcpusMax && /^\d+$/.test(String(v))
+    ? undefined
+    : `vcpus "${v}" must be a whole number from 1 to ${LIMITS.vcpusMax}`
+}
+
+export const checkNetwork: Check = (v) =>
+  /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(v) ? undefined : `network "${v}" is not a libvirt network name, "user" or "none"`
+
+export const checkMac: Check = (v) =>
+  /^52:54:00(:[0-9a-f]{2}){3}$/.test(v) ? undefined : `mac "${v}" must look like 52:54:00:xx:xx:xx (lowercase hex)`
+
+export const checkUuid: Check = (v) =>
+  /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(v) ? undefined : `uuid "${v}" is not a lowercase RFC 4122 UUID`
+
+export const checkArch: Check = (v) => (ARCHES.includes(v as never) ? undefined : `arch "${v}" must be one of ${ARCHES.join(', ')}`)
+
+export const checkPort: Check<number | string> = (v) =>
+  /^\d+$/.test(String(v)) && Number(v) >= 1 && Number(v) <= 65535 ? undefined : `port "${v}" must be a number from 1 to 65535`
+
+/** A list of ports as typed ("22, 80 443"): each valid, none twice. */
+export function checkPorts(proto: string, list: readonly string[]): string | undefined {
+  const seen = new Set<number>()
+  for (const p of list) {
+    const bad = checkPort(p)
+    if (bad) return `${proto} ${bad}`
+    if (seen.has(Number(p))) return `${proto} port ${p} is listed twice`
+    seen.add(Number(p))
+  }
+  return undefined
+}
+
+export const checkDns: Check = (v) => (isIP(v) ? undefined : `DNS server "${v}" is not an IP address`)
+
+export const checkMachineId: Check = (v) => (/^[0-9a-f]{32}$/.test(v) ? undefined : `machine-id "${v}" must be 32 lowercase hex digits`)
+
+/** Splits "a, b c" into ["a","b","c"]. */
+export function splitList(text: string): string[] {
+  return text.split(/[\s,]+/).filter(Boolean)
+}
+
+/** Validates a parsed machine.json object; returns the typed value or throws naming file and field. */
+export function validateMachineJson(name: string, file: string, raw: unknown): MachineJson {
+  const fail = (msg: string): never => {
+    throw new UserError(`machine ${name}: ${file}: ${msg}`, `Edit ${file} and fix that field.`)
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return fail('must be a JSON object')
+  const obj = raw as Record<string, unknown>
+  for (const key of Object.keys(obj)) {
+    if (!MACHINE_FIELDS.includes(key as keyof MachineJson)) fail(`unknown field "${key}" (known: ${MACHINE_FIELDS.join(', ')})`)
+  }
+  const str = (k: keyof MachineJson): string => {
+    const v = obj[k]
+    if (typeof v !== 'string') return fail(`field "${k}" must be a string, got ${JSON.stringify(v)}`)
+    return v
+  }
+  const checks: [keyof MachineJson, Check][] = [
+    ['memory', checkMemory], ['varSize', checkVarSize], ['network', checkNetwork], ['mac', checkMac],
+    ['uuid', checkUuid], ['arch', checkArch], ['base', checkChannel],
+  ]
+  for (const [k, check] of checks) {
+    const bad = check(str(k))
+    if (bad) fail(bad)
+  }
+  if (typeof obj.vcpus !== 'number') fail(`field "vcpus" must be a number, got ${JSON.stringify(obj.vcpus)}`)
+  const badVcpus = checkVcpus(obj.vcpus as number)
+  if (badVcpus) fail(badVcpus)
+  if (obj.sshPort !== undefined) {
+    const badPort = typeof obj.sshPort === 'number' ? checkPort(obj.sshPort) : `sshPort must be a number`
+    if (badPort) fail(`sshPort: ${badPort}`)
+  }
+  return obj as unknown as MachineJson
+}

@@ -1,0 +1,68 @@
+// Where things live: the admin's fleet repository and the state directory with disk images.
+import { existsSync, statSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { UserError } from './errors.js'
+import { defaultStateDir, type Env } from './util/env.js'
+
+export interface Paths {
+  repo: string
+  machines: string
+  libvirt: string
+  state: string
+  images: string
+  vms: string
+}
+
+/** The nearest ancestor of `start` holding machines/, or undefined. */
+export function findRepo(start: string): string | undefined {
+  let dir = resolve(start)
+  for (;;) {
+    const m = join(dir, 'machines')
+    if (existsSync(m) && statSync(m).isDirectory()) return dir
+    const up = dirname(dir)
+    if (up === dir) return undefined
+    dir = up
+  }
+}
+
+export function resolvePaths(opts: { repo?: string; stateDir?: string; cwd?: string }, env: Env = process.env): Paths {
+  const explicit = opts.repo ?? env.FLEET_REPO
+  let repo: string | undefined
+  if (explicit) {
+    repo = resolve(explicit)
+    if (!existsSync(join(repo, 'machines'))) {
+      throw new UserError(`${repo} is not a fleet repository (no machines/ folder)`, `Run \`fleet init ${explicit}\` to make one.`)
+    }
+  } else {
+    repo = findRepo(opts.cwd ?? process.cwd())
+    if (!repo) {
+      throw new UserError('not inside a fleet repository (no machines/ folder here or in any parent)', 'Run `fleet init DIR`, cd into a fleet repository, or pass --repo / set FLEET_REPO.')
+    }
+  }
+  return statePaths(repo, resolve(opts.stateDir ?? defaultStateDir(env)))
+}
+
+export function statePaths(repo: string, state: string): Paths {
+  return {
+    repo,
+    machines: join(repo, 'machines'),
+    libvirt: join(repo, 'libvirt'),
+    state,
+    images: join(state, 'images'),
+    vms: join(state, 'vms'),
+  }
+}
+
+/** Files of one VM in the state directory. */
+export function vmFiles(paths: Paths, name: string) {
+  const dir = join(paths.vms, name)
+  return {
+    dir,
+    boot: join(dir, 'boot.qcow2'),
+    var: join(dir, 'var.qcow2'),
+    nvram: join(dir, 'OVMF_VARS.fd'),
+    console: join(dir, 'console.log'),
+    lock: join(paths.vms, `.${name}.lock`),
+  }
+}
+export type VmFiles = ReturnType<typeof vmFiles>

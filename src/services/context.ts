@@ -1,0 +1,28 @@
+// Settings every VM operation needs, resolved once per command.
+import { UserError } from '../errors.js'
+import type { Paths } from '../repo.js'
+import { resolveVirtType } from '../virt-type.js'
+import type { LifecycleAction, VirtType } from '../xml/domain.js'
+
+export interface FleetContext {
+  paths: Paths
+  /** Resolved on first use: only XML generation needs it, and auto-detection probes KVM. */
+  virtType: () => Promise<VirtType>
+  onReboot: LifecycleAction
+  dryRun: boolean
+  /** Progress lines go here (stderr), never to stdout. */
+  log: (line: string) => void
+}
+
+export function onRebootAction(env = process.env): LifecycleAction {
+  const v = env.FLEET_ON_REBOOT ?? 'restart'
+  if (v !== 'restart' && v !== 'destroy') throw new UserError(`FLEET_ON_REBOOT "${v}" must be restart or destroy`)
+  return v
+}
+
+export function makeContext(paths: Paths, opts: { virtType?: string; dryRun?: boolean; log: (l: string) => void }): FleetContext {
+  let vt: Promise<VirtType> | undefined
+  const virtType = () => (vt ??= resolveVirtType(opts.virtType, paths.state))
+  return { paths, virtType, onReboot: onRebootAction(), dryRun: Boolean(opts.dryRun), log: opts.log }
+}
+

@@ -1,0 +1,59 @@
+// fleet doctor: is this host ready? One check per tool and service, each with a fix.
+import { which } from '../adapters/exec.js'
+import * as libvirt from '../adapters/libvirt.js'
+import { runGuestfish } from '../adapters/guestfish.js'
+import { probeAccel } from '../adapters/qemu-system.js'
+import { findFirmware } from '../firmware.js'
+import { libvirtUri, words } from '../util/env.js'
+
+export interface Check {
+  name: string
+  ok: boolean
+  detail: string
+  fix?: string
+}
+
+const TOOLS: [string, string, string][] = [
+  ['qemu-img', process.env.QEMU_IMG || 'qemu-img', 'apt-get install qemu-utils'],
+  ['qemu-system-x86_64', 'qemu-system-x86_64', 'apt-get install qemu-system-x86'],
+  ['virsh', process.env.VIRSH || 'virsh', 'apt-get install libvirt-clients'],
+  ['guestfish', process.env.GUESTFISH || 'guestfish', 'apt-get install libguestfs-tools'],
+  ['mkfs.ext4', 'mkfs.ext4', 'apt-get install e2fsprogs'],
+  ['ssh-keygen', 'ssh-keygen', 'apt-get install openssh-client'],
+]
+
+async function toolCheck([name, cmd, fix]: [string, string, string]): Promise<Check> {
+  const exe = words(cmd)[0] ?? cmd
+  const path = await which(exe)
+  return path ? { name, ok: true, detail: path } : { name, ok: false, detail: `${exe} not found`, fix }
+}
+
+export async function doctor(opts: { deep: boolean }): Promise<Check[]> {
+  const checks = await Promise.all(TOOLS.map(toolCheck))
+  try {
+    const names = await libvirt.listDomainNames()
+    checks.push({ name: 'libvirt', ok: true, detail: `${libvirtUri()}: connected, ${names.length} domains` })
+  } catch (e) {
+    checks.push({ name: 'libvirt', ok: false, detail: (e as Error).message, fix: 'Start it: systemctl start libvirtd virtlogd (without systemd: libvirtd -d; virtlogd -d); or set LIBVIRT_URI.' })
+  }
+  try {
+    const fw = findFirmware('x86_64')
+    checks.push({ name: 'firmware', ok: true, detail: `${fw.code} + ${fw.vars}` })
+  } catch (e) {
+    checks.push({ name: 'firmware', ok: false, detail: (e as Error).message, fix: 'apt-get install ovmf, or set OVMF_CODE and OVMF_VARS' })
+  }
+  const kvm = await probeAccel('kvm')
+  checks.push(kvm.works
+    ? { name: 'kvm', ok: true, detail: kvm.detail }
+    : { name: 'kvm', ok: false, detail: `KVM does not run guests here (${kvm.detail}); fleet uses TCG (type qemu), which is slow`, fix: 'Enable virtualisation in the firmware / nested KVM on the parent host, and make /dev/kvm accessible; or accept TCG with FLEET_VIRT_TYPE=qemu.' })
+  if (opts.deep) {
+    const t0 = performance.now()
+    try {
+      await runGuestfish([], [['version']], { readonly: true })
+      checks.push({ name: 'guestfish appliance', ok: true, detail: `launched in ${Math.round(performance.now() - t0)} ms` })
+    } catch (e) {
+      checks.push({ name: 'guestfish appliance', ok: false, detail: (e as Error).message, fix: 'Run libguestfs-test-tool; without KVM set LIBGUESTFS_BACKEND_SETTINGS=force_tcg.' })
+    }
+  }
+  return checks
+}

@@ -1,0 +1,53 @@
+// Generating a machine's domain XML and libvirt/<name>.xml.
+import { existsSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import * as qemuImg from '../adapters/qemu-img.js'
+import { findFirmware } from '../firmware.js'
+import type { Machine } from '../machines/model.js'
+import { vmFiles, type Paths } from '../repo.js'
+import { digestOfPath, readChannels } from '../store/images.js'
+import { writeFileAtomic } from '../util/fsx.js'
+import { buildDomain } from '../xml/build-domain.js'
+import type { LifecycleAction, VirtType } from '../xml/domain.js'
+import { serializeDomain } from '../xml/serialize.js'
+
+export function xmlPath(paths: Paths, name: string): string {
+  return join(paths.libvirt, `${name}.xml`)
+}
+
+/** The base digest a VM is on: from its overlay's real backing file, else its channel. */
+export async function currentBaseDigest(paths: Paths, m: Machine): Promise<string> {
+  const files = vmFiles(paths, m.name)
+  if (existsSync(files.boot)) {
+    const inf = await qemuImg.info(files.boot)
+    const d = inf.backingFilename && digestOfPath(paths, inf.backingFilename)
+    if (d) return d
+  }
+  return (await readChannels(paths))[m.base]?.digest ?? 'none'
+}
+
+export function renderXml(paths: Paths, m: Machine, s: { virtType: VirtType; onReboot: LifecycleAction; baseDigest: string }): string {
+  return serializeDomain(buildDomain(m, {
+    virtType: s.virtType,
+    onReboot: s.onReboot,
+    firmware: findFirmware(m.arch),
+    files: vmFiles(paths, m.name),
+    baseDigest: s.baseDigest,
+  }))
+}
+
+export interface XmlWrite {
+  name: string
+  file: string
+  changed: boolean
+}
+
+/** Writes libvirt/<name>.xml when its content changes. */
+export async function writeXml(paths: Paths, name: string, xml: string, dryRun = false): Promise<XmlWrite> {
+  const file = xmlPath(paths, name)
+  const old = existsSync(file) ? await readFile(file, 'utf8') : undefined
+  const changed = old !== xml
+  if (changed && !dryRun) await writeFileAtomic(file, xml)
+  return { name, file, changed }
+}

@@ -1,0 +1,52 @@
+// fleet init: scaffolds an admin's fleet repository.
+import { existsSync } from 'node:fs'
+import { cp, mkdir, writeFile } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { UserError } from '../errors.js'
+
+/** The nix/ folder fleet ships (package root/nix). */
+export function shippedNixDir(): string {
+  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'nix')
+}
+
+const GITIGNORE = `# Private SSH host keys never go into git; back them up elsewhere.
+machines/*/ssh_host_*_key
+# Disk images live in the state directory, not here.
+*.qcow2
+*.raw
+result
+`
+
+const FLAKE = `{
+  description = "Base image of this fleet";
+  # The modules fleet ships; add your own NixOS modules in ./modules and list them below.
+  inputs.fleet.url = "path:./fleet";
+  outputs = { self, fleet, ... }: {
+    nixosConfigurations = fleet.nixosConfigurations;
+    packages = fleet.packages;
+  };
+}
+`
+
+export interface InitResult {
+  repo: string
+  created: string[]
+  dryRun: boolean
+}
+
+export async function initRepo(dir: string, dryRun: boolean): Promise<InitResult> {
+  const repo = resolve(dir)
+  if (existsSync(join(repo, 'machines'))) throw new UserError(`${repo} is already a fleet repository (machines/ exists)`)
+  const created = ['machines/', 'libvirt/', 'nix/flake.nix', 'nix/fleet/', '.gitignore'].map((p) => join(repo, p))
+  if (dryRun) return { repo, created, dryRun }
+  await mkdir(join(repo, 'machines'), { recursive: true })
+  await mkdir(join(repo, 'libvirt'), { recursive: true })
+  await writeFile(join(repo, 'machines', '.gitkeep'), '')
+  await writeFile(join(repo, 'libvirt', '.gitkeep'), '')
+  await mkdir(join(repo, 'nix'), { recursive: true })
+  if (existsSync(shippedNixDir())) await cp(shippedNixDir(), join(repo, 'nix', 'fleet'), { recursive: true })
+  await writeFile(join(repo, 'nix', 'flake.nix'), FLAKE)
+  if (!existsSync(join(repo, '.gitignore'))) await writeFile(join(repo, '.gitignore'), GITIGNORE)
+  return { repo, created, dryRun }
+}

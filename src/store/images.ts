@@ -1,0 +1,136 @@
+// The image store: images/<sha256>.qcow2, read-only and never overwritten, plus channels
+// (images/channels.json) that point at one digest each and remember the ones before.
+import { existsSync } from 'node:fs'
+import { chmod, mkdir, readFile, rename, rm, stat } from 'node:fs/promises'
+import { basename, join } from 'node:path'
+import * as qemuImg from '../adapters/qemu-img.js'
+import { UserError } from '../errors.js'
+import type { Paths } from '../repo.js'
+import { copyHashing, writeFileAtomic } from '../util/fsx.js'
+import { withLock } from '../util/lock.js'
+
+export interface Channel {
+  digest: string
+  updated: string
+  /** Digests this channel pointed at before, newest first. */
+  previous: string[]
+}
+export type Channels = Record<string, Channel>
+
+export interface StoredImage {
+  digest: string
+  path: string
+  size: number
+  virtualSize: number
+}
+
+const DIGEST = /^[0-9a-f]{64}$/
+
+export function imagePath(paths: Paths, digest: string): string {
+  return join(paths.images, `${digest}.qcow2`)
+}
+
+/** The digest of an image path inside the store, or undefined for any other file. */
+export function digestOfPath(paths: Paths, file: string): string | undefined {
+  const m = /^([0-9a-f]{64})\.qcow2$/.exec(basename(file))
+  return m && file.startsWith(paths.images) ? m[1] : undefined
+}
+
+function channelsFile(paths: Paths): string {
+  return join(paths.images, 'channels.json')
+}
+
+export async function readChannels(paths: Paths): Promise<Channels> {
+  const f = channelsFile(paths)
+  if (!existsSync(f)) return {}
+  return JSON.parse(await readFile(f, 'utf8')) as Channels
+}
+
+/** Resolves a channel to its current image; a clear error when it does not exist. */
+export async function resolveChannel(paths: Paths, channel: string, forMachine?: string): Promise<StoredImage> {
+  const c = (await readChannels(paths))[channel]
+  const who = forMachine ? `machine ${forMachine}: ` : ''
+  if (!c) {
+    throw new UserError(`${who}base channel "${channel}" has no image in ${paths.images}`,
+      `Import one with \`fleet image import FILE --name ${channel}\` or build one with \`fleet build\`.`)
+  }
+  const p = imagePath(paths, c.digest)
+  if (!existsSync(p)) throw new UserError(`${who}channel "${channel}" points at ${c.digest}, but ${p} is missing`)
+  const st = await stat(p)
+  const inf = await qemuImg.info(p)
+  return { digest: c.digest, path: p, size: st.size, virtualSize: inf.virtualSize }
+}
+
+/** Checks that a file is a standalone qcow2 fit to be a base image. */
+export async function verifyBaseImage(file: string): Promise<qemuImg.ImageInfo> {
+  const inf = await qemuImg.info(file).catch((e: Error) => {
+    throw new UserError(`${file} is not a readable disk image: ${e.message}`)
+  })
+  if (inf.format !== 'qcow2') throw new UserError(`${file} is ${inf.format}, not qcow2`, `Convert it: qemu-img convert -O qcow2 ${file} out.qcow2`)
+  if (inf.backingFilename) throw new UserError(`${file} has a backing file (${inf.backingFilename}); a base image must stand alone`)
+  const chk = await qemuImg.check(file)
+  if (!chk.ok) throw new UserError(`${file} fails qemu-img check: ${chk.output}`)
+  return inf
+}
+
+export interface ImportResult {
+  channel: string
+  digest: string
+  path: string
+  previous?: string
+  alreadyStored: boolean
+}
+
+/** Copies a qcow2 into the store under its content hash (read-only) and points `channel` at it. */
+export async function importImage(paths: Paths, file: string, channel: string, dryRun = false): Promise<ImportResult> {
+  if (!existsSync(file)) throw new UserError(`${file} does not exist`)
+  await verifyBaseImage(file)
+  const before = (await readChannels(paths))[channel]?.digest
+  if (dryRun) return { channel, digest: '(computed on import)', path: paths.images, previous: before, alreadyStored: false }
+  await mkdir(paths.images, { recursive: true, mode: 0o755 })
+  const tmp = join(paths.images, `.import-${process.pid}-${Date.now()}.qcow2`)
+  let digest: string
+  try {
+    digest = await copyHashing(file, tmp)
+  } catch (e) {
+    await rm(tmp, { force: true })
+    throw e
+  }
+  const dst = imagePath(paths, digest)
+  const alreadyStored = existsSync(dst)
+  if (alreadyStored) await rm(tmp, { force: true })
+  else {
+    await chmod(tmp, 0o444)
+    await rename(tmp, dst)
+  }
+  await setChannel(paths, channel, digest)
+  return { channel, digest, path: dst, previous: before, alreadyStored }
+}
+
+/** Points a channel at a stored digest, remembering the one before. */
+export async function setChannel(paths: Paths, channel: string, digest: string): Promise<void> {
+  if (!DIGEST.test(digest)) throw new Error(`bad digest ${digest}`)
+  await withLock(join(paths.images, '.channels.lock'), `image store ${paths.images}`, async () => {
+    const channels = await readChannels(paths)
+    const old = channels[channel]
+    if (old?.digest === digest) return
+    const previous = old ? [old.digest, ...old.previous.filter((d) => d !== old.digest && d !== digest)] : []
+    channels[channel] = { digest, updated: new Date().toISOString(), previous }
+    await writeFileAtomic(channelsFile(paths), JSON.stringify(channels, null, 2) + '\n')
+  })
+}
+
+/** Every stored image with its size. */
+export async function listImages(paths: Paths): Promise<StoredImage[]> {
+  if (!existsSync(paths.images)) return []
+  const { readdir } = await import('node:fs/promises')
+  const out: StoredImage[] = []
+  for (const f of (await readdir(paths.images)).sort()) {
+    const m = /^([0-9a-f]{64})\.qcow2$/.exec(f)
+    if (!m) continue
+    const p = join(paths.images, f)
+    const [st, inf] = await Promise.all([stat(p), qemuImg.info(p)])
+    out.push({ digest: m[1]!, path: p, size: st.size, virtualSize: inf.virtualSize })
+  }
+  return out
+}

@@ -1,0 +1,69 @@
+// A typed model of the libvirt domain XML fleet generates; names follow libvirt's schema
+// (https://libvirt.org/formatdomain.html). Only what fleet sets is modelled.
+
+export type VirtType = 'kvm' | 'qemu'
+
+export interface Domain {
+  type: VirtType
+  name: string
+  uuid: string
+  /** fleet's own metadata element, in its namespace. */
+  metadata: FleetMetadata
+  memoryKiB: number
+  vcpu: number
+  os: Os
+  features: { acpi: boolean; apic: boolean }
+  cpu?: Cpu
+  clock: { offset: 'utc' }
+  onPoweroff: LifecycleAction
+  onReboot: LifecycleAction
+  onCrash: LifecycleAction
+  devices: Devices
+}
+
+export type LifecycleAction = 'destroy' | 'restart'
+
+export interface FleetMetadata {
+  machine: string
+  base: { channel: string; digest: string }
+}
+
+export interface Os {
+  arch: 'x86_64' | 'aarch64'
+  machine: 'q35' | 'virt'
+  loader: { path: string; readonly: true; type: 'pflash'; secure: boolean }
+  nvram: { path: string; template: string }
+  boot: 'hd'
+}
+
+export interface Cpu {
+  mode: 'host-passthrough' | 'custom'
+  model?: string
+}
+
+export interface Disk {
+  source: string
+  target: 'vda' | 'vdb'
+  readonly: boolean
+  driverType: 'qcow2' | 'raw'
+}
+
+export type Interface =
+  | { type: 'network'; network: string; mac: string }
+  | { type: 'user'; mac: string; backend: 'passt'; portForwards: PortForward[] }
+
+export interface PortForward {
+  proto: 'tcp' | 'udp'
+  address: string
+  hostPort: number
+  guestPort: number
+}
+
+export interface Devices {
+  disks: Disk[]
+  interfaces: Interface[]
+  /** Serial console on a pty (virsh console) whose output virtlogd also appends to `log`. */
+  serial: { log: string }
+  guestAgent: boolean
+  rng: boolean
+}

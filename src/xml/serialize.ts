@@ -1,0 +1,142 @@
+// Domain model <-> XML via fast-xml-parser. Never string templates.
+import { XMLBuilder, XMLParser } from 'fast-xml-parser'
+import type { Disk, Domain, Interface } from './domain.js'
+
+export const FLEET_NS = 'https://github.com/fleet-vm/fleet/xmlns/1'
+
+type Node = Record<string, unknown>
+const empty = ''
+
+function disk(d: Disk): Node {
+  return {
+    '@_type': 'file',
+    '@_device': 'disk',
+    driver: { '@_name': 'qemu', '@_type': d.driverType, '@_discard': 'unmap' },
+    source: { '@_file': d.source },
+    target: { '@_dev': d.target, '@_bus': 'virtio' },
+    ...(d.readonly ? { readonly: empty } : {}),
+  }
+}
+
+function iface(i: Interface): Node {
+  const common = { mac: { '@_address': i.mac }, model: { '@_type': 'virtio' } }
+  if (i.type === 'network') return { '@_type': 'network', source: { '@_network': i.network }, ...common }
+  return {
+    '@_type': 'user',
+    ...common,
+    backend: { '@_type': i.backend },
+    portForward: i.portForwards.map((p) => ({
+      '@_proto': p.proto,
+      '@_address': p.address,
+      range: { '@_start': p.hostPort, '@_to': p.guestPort },
+    })),
+  }
+}
+
+/** The fast-xml-parser object tree of a domain. */
+export function domainTree(d: Domain): Node {
+  const devices: Node = {
+    disk: d.devices.disks.map(disk),
+    ...(d.devices.interfaces.length ? { interface: d.devices.interfaces.map(iface) } : {}),
+    serial: { '@_type': 'pty', log: { '@_file': d.devices.serial.log, '@_append': 'on' }, target: { '@_port': 0 } },
+    console: { '@_type': 'pty', target: { '@_type': 'serial', '@_port': 0 } },
+    ...(d.devices.guestAgent
+      ? { channel: { '@_type': 'unix', target: { '@_type': 'virtio', '@_name': 'org.qemu.guest_agent.0' } } }
+      : {}),
+    memballoon: { '@_model': 'virtio' },
+    ...(d.devices.rng ? { rng: { '@_model': 'virtio', backend: { '@_model': 'random', '#text': '/dev/urandom' } } } : {}),
+  }
+  return {
+    domain: {
+      '@_type': d.type,
+      name: d.name,
+      uuid: d.uuid,
+      metadata: {
+        'fleet:machine': {
+          '@_xmlns:fleet': FLEET_NS,
+          '@_name': d.metadata.machine,
+          'fleet:base': { '@_channel': d.metadata.base.channel, '@_digest': d.metadata.base.digest },
+        },
+      },
+      memory: { '@_unit': 'KiB', '#text': d.memoryKiB },
+      vcpu: { '@_placement': 'static', '#text': d.vcpu },
+      os: {
+        type: { '@_arch': d.os.arch, '@_machine': d.os.machine, '#text': 'hvm' },
+        loader: {
+          '@_readonly': 'yes',
+          '@_type': d.os.loader.type,
+          ...(d.os.arch === 'x86_64' ? { '@_secure': d.os.loader.secure ? 'yes' : 'no' } : {}),
+          '#text': d.os.loader.path,
+        },
+        nvram: { '@_template': d.os.nvram.template, '#text': d.os.nvram.path },
+        boot: { '@_dev': d.os.boot },
+      },
+      features: { ...(d.features.acpi ? { acpi: empty } : {}), ...(d.features.apic ? { apic: empty } : {}) },
+      ...(d.cpu ? { cpu: { '@_mode': d.cpu.mode, ...(d.cpu.model ? { model: d.cpu.model } : {}) } } : {}),
+      clock: { '@_offset': d.clock.offset },
+      on_poweroff: d.onPoweroff,
+      on_reboot: d.onReboot,
+      on_crash: d.onCrash,
+      devices,
+    },
+  }
+}
+
+const builder = new XMLBuilder({
+  ignoreAttributes: false,
+  attributeNamePrefix: '@_',
+  format: true,
+  indentBy: '  ',
+  suppressEmptyNode: true,
+  suppressBooleanAttributes: false,
+})
+
+export function serializeDomain(d: Domain): string {
+  return builder.build(domainTree(d)) as string
+}
+
+const parser = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: '@_',
+  parseTagValue: false,
+  parseAttributeValue: false,
+  isArray: (name) => ['disk', 'interface', 'portForward'].includes(name),
+})
+
+/** What fleet reads back from a defined domain's XML (libvirt's normalised form). */
+export interface DomainSummary {
+  name: string
+  uuid: string
+  type: string
+  disks: { target: string; source: string; readonly: boolean }[]
+  macs: string[]
+  nvram?: string
+  consoleLog?: string
+  base?: { channel: string; digest: string }
+}
+
+export function parseDomain(xml: string): DomainSummary {
+  const dom = (parser.parse(xml) as { domain?: Node }).domain
+  if (!dom) throw new Error('not a <domain> document')
+  const get = (n: unknown, k: string): Node | undefined => (n && typeof n === 'object' ? ((n as Node)[k] as Node | undefined) : undefined)
+  const text = (n: unknown): string | undefined => (typeof n === 'string' ? n : typeof n === 'object' && n ? (get(n, '#text') as unknown as string) : undefined)
+  const devices = get(dom, 'devices')
+  const disks = ((devices?.disk as Node[] | undefined) ?? []).map((d) => ({
+    target: String(get(d, 'target')?.['@_dev'] ?? ''),
+    source: String(get(d, 'source')?.['@_file'] ?? ''),
+    readonly: 'readonly' in d,
+  }))
+  const macs = ((devices?.interface as Node[] | undefined) ?? []).map((i) => String(get(i, 'mac')?.['@_address'] ?? ''))
+  const meta = get(get(dom, 'metadata'), 'fleet:machine')
+  const base = get(meta, 'fleet:base')
+  return {
+    name: String(text(dom.name) ?? ''),
+    uuid: String(text(dom.uuid) ?? ''),
+    type: String(dom['@_type'] ?? ''),
+    disks,
+    macs,
+    nvram: text(get(get(dom, 'os'), 'nvram')),
+    consoleLog: get(get(get(devices, 'serial'), 'log'), '@_file') as unknown as string | undefined,
+    base: base ? { channel: String(base['@_channel']), digest: String(base['@_digest']) } : undefined,
+  }
+}

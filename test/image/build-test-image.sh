@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# build-test-image.sh — build a tiny bootable UEFI test base image for fleet's tests.
+#
+# Usage: build-test-image.sh OUT.qcow2 [--version STR] [--var-label LABEL]
+#
+#   --version STR      version string printed in the marker line (default: v1)
+#   --var-label LABEL  filesystem label the guest looks for as its /var disk
+#                      (default: var; pass e.g. "nosuch" to build an image that
+#                      never finds its /var disk and prints FLEET-TEST-ERROR)
+#
+# Environment overrides: FLEET_TEST_KERNEL (a vmlinuz; default: newest
+# /boot/vmlinuz-*), FLEET_TEST_BUSYBOX (a static busybox; default /bin/busybox),
+# FLEET_TEST_SDBOOT (systemd-boot EFI binary), QEMU_IMG (default qemu-img).
+#
+# The image obeys the boot side of fleet's guest contract (DESIGN.md): a GPT disk
+# with one EFI system partition holding systemd-boot, the host kernel and a
+# busybox initramfs. The initramfs mounts the ext4 filesystem labelled LABEL at
+# /var, reads /var/identity/, keeps a boot counter and a write-once data file in
+# /var/fleet-test/, prints one FLEET-TEST-MARKER line on ttyS0 and powers off.
+# See test/image/README.md for the marker format.
+#
+# Userspace tools only: no loop devices, no mounts, no root (only read access to
+# the kernel in /boot and its modules in /lib/modules). Debian packages needed:
+# systemd-boot-efi busybox-static mtools dosfstools fdisk qemu-utils cpio
+# linux-image-amd64 (plus xz-utils/zstd only if the kernel compresses modules).
+set -euo pipefail
+
+die() { echo "build-test-image: $*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- arguments
+OUT="" VERSION="v1" VAR_LABEL="var"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --version)   [ $# -ge 2 ] || die "--version needs a value"; VERSION="$2"; shift 2 ;;
+    --var-label) [ $# -ge 2 ] || die "--var-label needs a value"; VAR_LABEL="$2"; shift 2 ;;
+    -h|--help)   sed -n '2,10p' "$0"; exit 0 ;;
+    -*)          die "unknown option: $1" ;;
+    *)           [ -z "$OUT" ] || die "only one output file allowed"; OUT="$1"; shift ;;
+  esac
+done
+[ -n "$OUT" ] || die "usage: $0 OUT.qcow2 [--version STR] [--var-label LABEL]"
+# Both values end up in a shell file inside the guest and in a one-line marker:
+# keep them to a safe character set. ext4 labels are at most 16 bytes.
+[[ "$VERSION" =~ ^[A-Za-z0-9._+-]+$ ]] || die "bad --version '$VERSION' (allowed: A-Z a-z 0-9 . _ + -)"
+[[ "$VAR_LABEL" =~ ^[A-Za-z0-9._-]{1,16}$ ]] || die "bad --var-label '$VAR_LABEL'"
+
+# ---------------------------------------------------------------- inputs
+KERNEL="${FLEET_TEST_KERNEL:-$(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1)}"
+[ -n "$KERNEL" ] && [ -r "$KERNEL" ] || die "no readable kernel in /boot (apt-get install linux-image-amd64)"
+KVER="${KERNEL##*/vmlinuz-}"
+MODDIR="/lib/modules/$KVER"
+[ -r "$MODDIR/modules.dep" ] || die "$MODDIR/modules.dep missing (run depmod $KVER)"
+BUSYBOX="${FLEET_TEST_BUSYBOX:-/bin/busybox}"
+[ -x "$BUSYBOX" ] || die "$BUSYBOX missing (apt-get install busybox-static)"
+# A dynamically linked busybox would fail in the initramfs with a bare "not found".
+if ldd "$BUSYBOX" >/dev/null 2>&1; then die "$BUSYBOX is dynamically linked; install busybox-static"; fi
+SDBOOT="${FLEET_TEST_SDBOOT:-/usr/lib/systemd/boot/efi/systemd-bootx64.efi}"
+[ -r "$SDBOOT" ] || die "$SDBOOT missing (apt-get install systemd-boot-efi)"
+QEMU_IMG="${QEMU_IMG:-qemu-img}"
+PATH="$PATH:/usr/sbin:/sbin"   # mkfs.vfat and sfdisk live in sbin on Debian
+for t in sfdisk mkfs.vfat mmd mcopy cpio gzip dd "$QEMU_IMG"; do
+  command -v "$t" >/dev/null || die "missing tool: $t"
+done
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/fleet-test-image.XXXXXX")"
+trap 'rm -rf "$WORK" "$OUT.tmp.$$"' EXIT
+
+# ---------------------------------------------------------------- kernel modules
+# Modules the guest needs, beyond what the Debian kernel has built in:
+# virtio PCI transport + block driver for vda/vdb, and ext4 for /var.
+# crc32c_generic is only a *soft* dependency of ext4/jbd2 (crypto-crc32c, needed
+# for metadata_csum, the mkfs.ext4 default) so modules.dep does not list it.
+# We take the generic implementation: crc32c-intel needs SSE4.2, which TCG's
+# default CPU model lacks.
+WANTED=(virtio_pci virtio_blk crc32c_generic ext4)
+declare -A DEPS=() SEEN=()
+ORDER=()
+# modules.dep: "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko ..."
+# (the right side is the full transitive closure, dependencies of deps included).
+while IFS= read -r line; do
+  mod="${line%%:*}"; mod="${mod##*/}"; mod="${mod%%.ko*}"
+  DEPS["${mod//-/_}"]="${line%%:*}|${line#*:}"
+done < "$MODDIR/modules.dep"
+
+add_module() {  # depth-first: dependencies first, so ORDER is a valid insmod order
+  local name="${1//-/_}" entry path dep
+  [ -z "${SEEN[$name]:-}" ] || return 0
+  SEEN[$name]=1
+  entry="${DEPS[$name]:-}"
+  if [ -z "$entry" ]; then
+    # Built into the kernel (e.g. virtio on some distributions): nothing to load.
+    grep -Eq "/${name//_/[-_]}\.ko$" "$MODDIR/modules.builtin" 2>/dev/null && return 0
+    die "kernel module $name not found in $MODDIR"
+  fi
+  path="${entry%%|*}"
+  for dep in ${entry#*|}; do
+    dep="${dep##*/}"; add_module "${dep%%.ko*}"
+  done
+  ORDER+=("$name:$path")
+}
+for m in "${WANTED[@]}"; do add_module "$m"; done
+
+# ---------------------------------------------------------------- initramfs tree
+ROOT="$WORK/initramfs"
+mkdir -p "$ROOT"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,var,etc,lib/modules}
+install -m 0755 "$BUSYBOX" "$ROOT/bin/busybox"
+ln -s busybox "$ROOT/bin/sh"          # the applet links are made at boot (--install -s)
+
+: > "$ROOT/lib/modules/load-order"
+for item in "${ORDER[@]}"; do
+  name="${item%%:*}" src="$MODDIR/${item#*:}" dst="$ROOT/lib/modules/${item%%:*}.ko"
+  case "$src" in                      # busybox insmod wants a plain ELF .ko
+    *.ko)     cp "$src" "$dst" ;;
+    *.ko.xz)  xz -dc "$src" > "$dst" ;;
+    *.ko.zst) zstd -qdc "$src" > "$dst" ;;
+    *.ko.gz)  gzip -dc "$src" > "$dst" ;;
+    *)        die "unsupported module file $src" ;;
+  esac
+  echo "$name" >> "$ROOT/lib/modules/load-order"
+done
+
+# Build-time settings, sourced by /init (values were validated above).
+printf 'VERSION=%s\nVAR_LABEL=%s\n' "$VERSION" "$VAR_LABEL" > "$ROOT/etc/fleet-test.conf"
+
+# /init: the whole "operating system". Quoted heredoc: nothing expands here.
+cat > "$ROOT/init" <<'INIT'
+#!/bin/sh
+# fleet test image init (busybox sh). Follows the /var side of the guest contract.
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+# The initramfs has no /dev/console node, so the kernel could not give us stdio:
+# reopen it now that devtmpfs exists, or every line below is lost.
+exec </dev/console >/dev/console 2>&1
+. /etc/fleet-test.conf
+
+finish() { sync; umount /var 2>/dev/null || mount -o remount,ro /var 2>/dev/null; sync; poweroff -f; }
+sha() { if [ -f "$1" ]; then sha256sum "$1" | cut -d' ' -f1; else echo none; fi; }
+# First line of a file without whitespace (values go into a space-separated line).
+val() { if [ -f "$1" ]; then head -n 1 "$1" | tr -d ' \t\r\n'; else echo none; fi; }
+
+for m in $(cat /lib/modules/load-order); do
+  insmod "/lib/modules/$m.ko" || echo "FLEET-TEST-WARN insmod $m failed"
+done
+
+# Wait up to 20 s (guest uptime, not loop counts: TCG is slow) for the /var disk;
+# virtio probing is asynchronous, so it may not exist yet.
+deadline=$(( $(cut -d. -f1 /proc/uptime) + 20 ))
+while :; do
+  dev="$(findfs "LABEL=$VAR_LABEL" 2>/dev/null)" && [ -n "$dev" ] && break
+  dev=""
+  [ "$(cut -d. -f1 /proc/uptime)" -lt "$deadline" ] || break
+  sleep 0.2
+done
+if [ -z "$dev" ]; then
+  echo "FLEET-TEST-ERROR no filesystem labelled $VAR_LABEL"
+  finish
+fi
+if ! mount -t ext4 -o rw "$dev" /var; then
+  echo "FLEET-TEST-ERROR cannot mount $dev (LABEL=$VAR_LABEL) on /var"
+  finish
+fi
+
+mkdir -p /var/fleet-test
+n="$(cat /var/fleet-test/boot-count 2>/dev/null)"
+case "$n" in ''|*[!0-9]*) n=0 ;; esac
+n=$((n + 1))
+echo "$n" > /var/fleet-test/boot-count
+if [ ! -f /var/fleet-test/data ]; then   # written once, never changed afterwards
+  head -c 65536 /dev/urandom > /var/fleet-test/data.tmp && mv /var/fleet-test/data.tmp /var/fleet-test/data
+fi
+echo "version=$VERSION boot=$n date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" > /var/fleet-test/last-boot
+sync
+
+machine_id="$(val /var/identity/machine-id)"
+host="$(val /var/identity/hostname)"
+[ "$host" = none ] || hostname "$host"
+ports=none
+if [ -f /var/identity/tcp_ports ]; then
+  ports="$(grep -v '^[[:space:]]*#' /var/identity/tcp_ports | tr -d ' \t\r' | grep -v '^$' | paste -s -d, -)"
+  [ -n "$ports" ] || ports=none
+fi
+root=unknown
+case "$(cat /sys/block/vda/ro 2>/dev/null)" in 1) root=ro ;; 0) root=rw ;; esac
+
+for f in /var/identity/* /var/identity/.[!.]*; do
+  [ -f "$f" ] || continue
+  echo "FLEET-TEST-IDENTITY ${f#/var/identity/} mode=$(stat -c %a "$f") sha256=$(sha "$f")"
+done
+echo "FLEET-TEST-MARKER version=$VERSION machine-id=$machine_id hostname=$host boot=$n data-sha256=$(sha /var/fleet-test/data) hosts-sha256=$(sha /var/identity/hosts) tcp_ports=$ports root=$root"
+finish
+INIT
+chmod 0755 "$ROOT/init"
+
+# newc cpio, every file owned by root; no device nodes needed (devtmpfs at boot).
+(cd "$ROOT" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --owner=0:0 --quiet) \
+  | gzip -6 -n > "$WORK/initrd.img"
+
+# ---------------------------------------------------------------- EFI system partition
+DISK_MIB=64                 # whole disk
+ESP_START=2048              # sectors (1 MiB alignment)
+ESP_MIB=62                  # leaves room for the backup GPT in the last MiB
+ESP_SECTORS=$((ESP_MIB * 2048))
+ESP="$WORK/esp.img"
+# -C creates the file; size in KiB. FAT32 is what the UEFI spec asks for an ESP.
+mkfs.vfat -C -F 32 -n FLEETESP "$ESP" $((ESP_MIB * 1024)) >/dev/null
+
+export MTOOLS_SKIP_CHECK=1  # mtools must not complain about the image's geometry
+mmd -i "$ESP" ::/EFI ::/EFI/BOOT ::/EFI/systemd ::/loader ::/loader/entries ::/fleet
+mcopy -i "$ESP" "$SDBOOT" ::/EFI/BOOT/BOOTX64.EFI      # the removable-media fallback path OVMF boots
+mcopy -i "$ESP" "$SDBOOT" ::/EFI/systemd/systemd-bootx64.efi
+mcopy -i "$ESP" "$KERNEL" ::/fleet/vmlinuz
+mcopy -i "$ESP" "$WORK/initrd.img" ::/fleet/initrd.img
+
+cat > "$WORK/loader.conf" <<EOF
+default fleet-test.conf
+timeout 0
+editor no
+EOF
+# panic=-1: if init ever dies the guest reboots instead of hanging forever.
+cat > "$WORK/fleet-test.conf" <<EOF
+title   fleet test image $VERSION
+version $VERSION
+linux   /fleet/vmlinuz
+initrd  /fleet/initrd.img
+options console=ttyS0 panic=-1 quiet
+EOF
+mcopy -i "$ESP" "$WORK/loader.conf" ::/loader/loader.conf
+mcopy -i "$ESP" "$WORK/fleet-test.conf" ::/loader/entries/fleet-test.conf
+
+# ---------------------------------------------------------------- GPT disk
+RAW="$WORK/disk.raw"
+truncate -s "${DISK_MIB}M" "$RAW"
+# C12A7328-... is the EFI system partition type GUID.
+sfdisk --quiet --no-reread --no-tell-kernel "$RAW" >/dev/null <<EOF
+label: gpt
+start=$ESP_START, size=$ESP_SECTORS, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="ESP"
+EOF
+dd if="$ESP" of="$RAW" bs=512 seek="$ESP_START" conv=notrunc,sparse status=none
+
+# ---------------------------------------------------------------- qcow2 output
+mkdir -p "$(dirname "$OUT")"
+"$QEMU_IMG" convert -f raw -O qcow2 "$RAW" "$OUT.tmp.$$"
+mv -f "$OUT.tmp.$$" "$OUT"
+echo "built $OUT (version=$VERSION var-label=$VAR_LABEL kernel=$KVER modules: $(tr '\n' ' ' < "$ROOT/lib/modules/load-order"))"
