@@ -15,6 +15,17 @@ type Domain = Awaited<ReturnType<Hypervisor['domainLookupByName']>>
 const VIR_ERR_NO_DOMAIN = 42
 const VIR_ERR_OPERATION_INVALID = 55
 
+// The binding does not always carry libvirt's error code; fall back to its message text.
+function isNoDomain(e: unknown): boolean {
+  const err = e as { code?: number; message?: string }
+  return err.code === VIR_ERR_NO_DOMAIN || /Domain not found|no domain with matching/i.test(err.message ?? '')
+}
+
+function isNotRunning(e: unknown): boolean {
+  const err = e as { code?: number; message?: string }
+  return err.code === VIR_ERR_OPERATION_INVALID || /domain is not running|Requested operation is not valid/i.test(err.message ?? '')
+}
+
 let binding: Promise<Binding> | undefined
 let connection: Promise<Hypervisor> | undefined
 
@@ -57,7 +68,7 @@ async function lookup(name: string): Promise<Domain | undefined> {
   try {
     return await h.domainLookupByName(name)
   } catch (e) {
-    if ((e as { code?: number }).code === VIR_ERR_NO_DOMAIN) return undefined
+    if (isNoDomain(e)) return undefined
     throw libvirtError(`lookup ${name}`, e)
   }
 }
@@ -108,7 +119,7 @@ export async function shutdown(name: string): Promise<void> {
   try {
     await d.shutdown()
   } catch (e) {
-    if ((e as { code?: number }).code === VIR_ERR_OPERATION_INVALID) return // already off
+    if (isNotRunning(e)) return // already off
     throw libvirtError(`shutdown ${name}`, e)
   }
 }
@@ -120,7 +131,7 @@ export async function destroy(name: string): Promise<void> {
   try {
     await d.destroy()
   } catch (e) {
-    if ((e as { code?: number }).code === VIR_ERR_OPERATION_INVALID) return
+    if (isNotRunning(e)) return
     throw libvirtError(`destroy ${name}`, e)
   }
 }
