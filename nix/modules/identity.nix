@@ -1,0 +1,210 @@
+# Guest contract, identity: every VM's identity lives in /var/identity/ on its own /var disk.
+# /etc is read-only, so the image carries placeholder files there and the initrd bind-mounts
+# the identity files over them before the real root's systemd starts:
+#   machine-id  -> /etc/machine-id   (read by systemd PID 1 and journald at their very start)
+#   hostname    -> /etc/hostname     (the static hostname; DHCP cannot override it)
+#   resolv.conf -> /etc/resolv.conf
+#   hosts       -> /etc/hosts        (the image's default lines followed by the VM's extra lines)
+# The image itself carries no identity: an empty machine-id, no hostname, no host keys.
+#
+# Why the initrd and not systemd credentials: `systemd.machine_id=` would have to be on the
+# kernel command line, which lives in the shared, read-only ESP; and SMBIOS/fw_cfg credentials
+# would move identity out of /var/identity into the domain XML. A systemd stage-1 service
+# that binds the files after /sysroot/var is mounted is in place before PID 1 of the real root
+# reads /etc/machine-id, so journald writes to /var/log/journal/<the VM's machine-id> from
+# the first message on.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+
+let
+  cfg = config.fleet.identity;
+  dir = cfg.directory;
+  initrdSystemd = config.boot.initrd.systemd.package;
+  mount = "${initrdSystemd.util-linux}/bin/mount";
+  # The image's own /etc/hosts (localhost lines and networking.hosts), from the store.
+  defaultHosts = config.environment.etc.hosts.source;
+in
+{
+  options.fleet.identity = {
+    directory = lib.mkOption {
+      type = lib.types.str;
+      default = "/var/identity";
+      description = "Where the VM's identity files are, as seen by the running guest.";
+    };
+  };
+
+  config = {
+    assertions = [
+      {
+        assertion = builtins.elem config.environment.etc."machine-id".text [
+          ""
+          "uninitialized\n"
+        ];
+        message = "fleet: the base image must not carry a machine-id; it comes from ${dir}/machine-id.";
+      }
+      {
+        assertion = config.networking.hostName == "";
+        message = "fleet: leave networking.hostName empty; each VM's hostname comes from ${dir}/hostname.";
+      }
+    ];
+
+    # Placeholders. Real files (any mode but "symlink"): a bind mount onto a symlink would
+    # follow it into the store and cover the store file instead.
+    environment.etc = {
+      "machine-id" = {
+        # Empty: if the bind fails, systemd boots with a transient id instead of a baked one.
+        text = "";
+        mode = "0444";
+      };
+      # mkDefault: yields to nixpkgs' own hostname file, so that an admin who sets
+      # networking.hostName gets the assertion above rather than a merge conflict.
+      hostname = {
+        text = lib.mkDefault "";
+        mode = "0444";
+      };
+      "resolv.conf" = {
+        text = "# Replaced at boot by ${dir}/resolv.conf (see fleet-identity.service in the initrd).\n";
+        mode = "0444";
+      };
+      hosts.mode = "0444";
+    };
+
+    # mkDefault: beats the option's own default ("nixos") but leaves an explicit admin value
+    # visible to the assertion above. Empty means: no static name baked into the image.
+    networking.hostName = lib.mkDefault "";
+
+    boot.initrd.systemd.storePaths = [ mount ];
+
+    boot.initrd.systemd.services.fleet-identity = {
+      description = "Bind the VM identity from ${dir} over the /etc placeholders";
+      wantedBy = [ "initrd-fs.target" ];
+      before = [
+        "initrd-fs.target"
+        "initrd-nixos-activation.service"
+        "shutdown.target"
+      ];
+      conflicts = [ "shutdown.target" ];
+      unitConfig = {
+        DefaultDependencies = false;
+        # /sysroot, /sysroot/var (neededForBoot) and /sysroot/etc (the etc overlay).
+        RequiresMountsFor = [
+          "/sysroot/var"
+          "/sysroot/etc"
+        ];
+      };
+      serviceConfig = {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        # The lines it prints show on the serial console, where `fleet console` and the tests look.
+        StandardOutput = "journal+console";
+        StandardError = "journal+console";
+      };
+      # Missing or bad identity files are reported and skipped, never fatal: a VM without
+      # identity still boots (with a transient machine-id) and can be inspected.
+      script = ''
+        set -u
+        export PATH=/bin
+        id=/sysroot${dir}
+
+        say() { echo "fleet-identity: $*"; }
+        bind_ro() {
+          if ${mount} --bind -o ro "$1" "/sysroot$2"; then
+            say "$2 <- $3"
+          else
+            say "could not bind $3 over $2"
+          fi
+        }
+
+        # The /var disk layout the contract promises; a fresh disk may lack the folders.
+        mkdir -p /sysroot/var/home /sysroot/var/log/journal
+
+        if [ ! -d "$id" ]; then
+          say "no ${dir} on the /var disk: booting with placeholders (transient machine-id, no hostname)"
+          exit 0
+        fi
+
+        machine_id=""
+        if [ -f "$id/machine-id" ]; then
+          machine_id=$(< "$id/machine-id")
+        fi
+        if [[ $machine_id =~ ^[0-9a-f]{32}$ ]]; then
+          bind_ro "$id/machine-id" /etc/machine-id "${dir}/machine-id"
+        else
+          say "${dir}/machine-id missing or not 32 lowercase hex digits: systemd will use a transient id"
+        fi
+
+        if [ -s "$id/hostname" ]; then
+          bind_ro "$id/hostname" /etc/hostname "${dir}/hostname"
+        else
+          say "${dir}/hostname missing or empty"
+        fi
+
+        if [ -f "$id/resolv.conf" ]; then
+          bind_ro "$id/resolv.conf" /etc/resolv.conf "${dir}/resolv.conf"
+        else
+          say "${dir}/resolv.conf missing: no DNS servers"
+        fi
+
+        # /run of the initrd becomes /run of the real root, so the merged file outlives the switch.
+        mkdir -p /run/fleet
+        {
+          cat "/sysroot${defaultHosts}"
+          if [ -f "$id/hosts" ]; then
+            echo "# extra lines from ${dir}/hosts"
+            cat "$id/hosts"
+          fi
+        } > /run/fleet/hosts
+        chmod 0444 /run/fleet/hosts
+        bind_ro /run/fleet/hosts /etc/hosts "the image's hosts + ${dir}/hosts"
+
+        if [ -f "$id/ssh_host_ed25519_key" ]; then
+          mode=$(stat -c %a "$id/ssh_host_ed25519_key")
+          if [ "$mode" != 600 ]; then
+            say "warning: ${dir}/ssh_host_ed25519_key has mode $mode, sshd ignores host keys not 0600"
+          fi
+        else
+          say "${dir}/ssh_host_ed25519_key missing: sshd will not start"
+        fi
+        exit 0
+      '';
+    };
+
+    # /etc/hostname (bound above) already makes PID 1 set the name; this sets the kernel
+    # hostname again, explicitly (what `hostname NAME` does: sethostname(2) via /proc), so the
+    # name is right even if the bind was skipped, and a bad name shows up as a failed unit.
+    systemd.services.fleet-hostname = {
+      description = "Set the hostname from ${dir}/hostname";
+      wantedBy = [ "sysinit.target" ];
+      before = [
+        "sysinit.target"
+        "network-pre.target"
+        "systemd-hostnamed.service"
+        "shutdown.target"
+      ];
+      wants = [ "network-pre.target" ];
+      conflicts = [ "shutdown.target" ];
+      unitConfig = {
+        DefaultDependencies = false;
+        RequiresMountsFor = [ dir ];
+        ConditionPathExists = "${dir}/hostname";
+      };
+      serviceConfig = {
+        Type = "oneshot";
+        RemainAfterExit = true;
+      };
+      script = ''
+        read -r name < ${lib.escapeShellArg "${dir}/hostname"} || true
+        if [[ ! $name =~ ^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$ ]]; then
+          echo "fleet-hostname: '$name' in ${dir}/hostname is not a valid hostname" >&2
+          exit 1
+        fi
+        echo -n "$name" > /proc/sys/kernel/hostname
+        echo "fleet-hostname: hostname is $name"
+      '';
+    };
+  };
+}

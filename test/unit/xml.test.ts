@@ -1,0 +1,67 @@
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import type { Machine } from '../../src/machines/model.js'
+import { statePaths, vmFiles } from '../../src/repo.js'
+import { buildDomain } from '../../src/xml/build-domain.js'
+import { parseDomain, serializeDomain } from '../../src/xml/serialize.js'
+
+const paths = statePaths('/srv/fleet', '/var/lib/fleet')
+const machine = (over: Partial<Machine> = {}): Machine => ({
+  name: 'web1', dir: '/srv/fleet/machines/web1', memory: '512M', memoryBytes: 512 * 1024 ** 2, vcpus: 2, varSize: '1G', varSizeBytes: 1024 ** 3,
+  network: 'none', mac: '52:54:00:aa:bb:cc', uuid: '5b971591-46ab-4716-a6a6-04212898b39e', arch: 'x86_64', base: 'base', ...over,
+})
+const ctx = (virtType: 'kvm' | 'qemu' = 'qemu') => ({
+  virtType, onReboot: 'restart' as const, firmware: { code: '/usr/share/OVMF/OVMF_CODE_4M.fd', vars: '/usr/share/OVMF/OVMF_VARS_4M.fd' },
+  files: vmFiles(paths, 'web1'), baseDigest: 'ab'.repeat(32),
+})
+
+const dir = mkdtempSync(join(tmpdir(), 'fleet-xml-'))
+function validate(xml: string, name: string): void {
+  const f = join(dir, `${name}.xml`)
+  writeFileSync(f, xml)
+  // Throws (failing the test) if libvirt's schema rejects the document.
+  execFileSync('virt-xml-validate', [f, 'domain'], { stdio: 'pipe' })
+}
+
+describe('domain XML', () => {
+  it.each([
+    ['no network', machine(), 'qemu'],
+    ['libvirt network', machine({ network: 'default' }), 'kvm'],
+    ['user network with SSH forward', machine({ network: 'user', sshPort: 2222 }), 'qemu'],
+    ['aarch64', machine({ arch: 'aarch64' }), 'qemu'],
+  ] as const)('%s passes virt-xml-validate', (label, m, vt) => {
+    validate(serializeDomain(buildDomain(m, ctx(vt))), label.replace(/\W+/g, '-'))
+  })
+
+  it('has q35, OVMF without Secure Boot, per-VM NVRAM, read-only boot disk, read-write /var and a logged serial console', () => {
+    const xml = serializeDomain(buildDomain(machine(), ctx()))
+    expect(xml).toContain('<domain type="qemu">')
+    expect(xml).toContain('machine="q35"')
+    expect(xml).toMatch(/<loader readonly="yes" type="pflash" secure="no">\/usr\/share\/OVMF\/OVMF_CODE_4M.fd<\/loader>/)
+    expect(xml).toContain('<nvram template="/usr/share/OVMF/OVMF_VARS_4M.fd">/var/lib/fleet/vms/web1/OVMF_VARS.fd</nvram>')
+    const d = parseDomain(xml)
+    expect(d.disks).toEqual([
+      { target: 'vda', source: '/var/lib/fleet/vms/web1/boot.qcow2', readonly: true },
+      { target: 'vdb', source: '/var/lib/fleet/vms/web1/var.qcow2', readonly: false },
+    ])
+    expect(d.consoleLog).toBe('/var/lib/fleet/vms/web1/console.log')
+    expect(d.uuid).toBe('5b971591-46ab-4716-a6a6-04212898b39e')
+    expect(d.base).toEqual({ channel: 'base', digest: 'ab'.repeat(32) })
+    expect(xml).toContain('<on_crash>destroy</on_crash>')
+  })
+
+  it('keeps the MAC and forwards SSH on loopback only', () => {
+    const d = parseDomain(serializeDomain(buildDomain(machine({ network: 'user', sshPort: 2222 }), ctx())))
+    expect(d.macs).toEqual(['52:54:00:aa:bb:cc'])
+    const xml = serializeDomain(buildDomain(machine({ network: 'user', sshPort: 2222 }), ctx()))
+    expect(xml).toMatch(/<portForward proto="tcp" address="127.0.0.1">\s*<range start="2222" to="22"\/>/)
+  })
+
+  it('escapes values instead of templating them', () => {
+    const xml = serializeDomain(buildDomain(machine({ network: 'a&b' }), ctx()))
+    expect(xml).toContain('network="a&amp;b"')
+  })
+})
