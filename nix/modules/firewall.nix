@@ -57,6 +57,9 @@ let
   '';
 in
 {
+  # Uses fleet.identity.directory; imports are deduplicated by path.
+  imports = [ ./identity.nix ];
+
   options.fleet.firewall.identityPorts = lib.mkEnableOption "opening the ports listed in /var/identity/tcp_ports and udp_ports" // {
     default = true;
   };

@@ -40,6 +40,10 @@ in
   config = {
     assertions = [
       {
+        assertion = config.boot.initrd.systemd.enable;
+        message = "fleet: identity is bound by a systemd initrd service; set boot.initrd.systemd.enable (boot.nix does).";
+      }
+      {
         assertion = builtins.elem config.environment.etc."machine-id".text [
           ""
           "uninitialized\n"

@@ -15,6 +15,12 @@ let
   '';
 in
 {
+  # Uses fleet.identity.directory and fleet.users.*; imports are deduplicated by path.
+  imports = [
+    ./identity.nix
+    ./users.nix
+  ];
+
   config = {
     assertions = [
       {

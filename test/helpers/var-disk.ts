@@ -43,6 +43,7 @@ export async function readVarDisks(disks: string[]): Promise<VarDiskContent[]> {
       if (m[1] === 'd') c.dirs.push(path)
       else c.files[path] = { mode: octal(m[1]! + m[2]!), uid: Number(m[3]), gid: Number(m[4]), content: readFileSync(join(dest, path), 'utf8') }
     }
+    c.dirs.sort()
     out.push(c)
   }
   return out

@@ -1,0 +1,14 @@
+# The whole guest contract (DESIGN.md, "The guest contract"); nixosModules.default.
+# Each concern is its own module, also exported on its own as nixosModules.<name>.
+{
+  imports = [
+    ./base.nix
+    ./filesystem.nix
+    ./boot.nix
+    ./identity.nix
+    ./network.nix
+    ./users.nix
+    ./ssh.nix
+    ./firewall.nix
+  ];
+}
