@@ -12,22 +12,25 @@
         inherit nixpkgs;
         fleetModule = self.nixosModules.default;
       };
+      # An attribute set importing the file by path: the module system loads a path once
+      # however many modules import it (ssh.nix and firewall.nix both import identity.nix),
+      # and older `nix flake check` versions accept only functions or attribute sets here.
+      module = file: { imports = [ file ]; };
     in
     fleetLib.mkFleetOutputs { }
     // {
       # One module per concern of the guest contract (nix/README.md maps contract lines to
-      # modules); `default` is all of them. Paths, so that importing two of them that share
-      # a dependency loads it once.
+      # modules); `default` is all of them.
       nixosModules = {
-        default = ./modules/default.nix;
-        base = ./modules/base.nix;
-        filesystem = ./modules/filesystem.nix;
-        boot = ./modules/boot.nix;
-        identity = ./modules/identity.nix;
-        network = ./modules/network.nix;
-        users = ./modules/users.nix;
-        ssh = ./modules/ssh.nix;
-        firewall = ./modules/firewall.nix;
+        default = module ./modules/default.nix;
+        base = module ./modules/base.nix;
+        filesystem = module ./modules/filesystem.nix;
+        boot = module ./modules/boot.nix;
+        identity = module ./modules/identity.nix;
+        network = module ./modules/network.nix;
+        users = module ./modules/users.nix;
+        ssh = module ./modules/ssh.nix;
+        firewall = module ./modules/firewall.nix;
       };
 
       # mkFleetSystem, mkFleetImage, mkFleetOutputs: for an admin's flake that adds modules.

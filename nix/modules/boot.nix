@@ -45,6 +45,7 @@ in
     # The firmware finds systemd-boot at the removable-media path EFI/BOOT/BOOT*.EFI; the image
     # is built without access to any NVRAM and every VM gets a fresh one, so never write it.
     boot.loader.efi.canTouchEfiVariables = false;
+    # mkDefault: VMs boot unattended, so barely show the menu; an admin may want longer.
     boot.loader.timeout = lib.mkDefault 1;
 
     # systemd in stage 1: required by the immutable /etc overlay and by identity.nix, which

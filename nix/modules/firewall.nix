@@ -2,9 +2,10 @@
 # /var/identity/tcp_ports and udp_ports, and nothing else the image does not open itself.
 #
 # Backend: nftables (networking.nftables.enable), not iptables. The image adds two empty
-# named sets to NixOS's own `inet nixos-fw` table, with accept rules in its `input-allow`
-# chain, so the ruleset is checked when the image is built; at boot a oneshot service
-# fills the sets from the identity files in one atomic `nft -f` transaction.
+# named sets to NixOS's own `inet nixos-fw` table and accept rules for them to its
+# `input-allow` chain (networking.firewall.extraInputRules), so the ruleset is checked when
+# the image is built; at boot a oneshot service fills the sets from the identity files in
+# one atomic `nft -f` transaction.
 {
   config,
   lib,
@@ -16,6 +17,8 @@ let
   cfg = config.fleet.firewall;
   dir = config.fleet.identity.directory;
   table = "inet nixos-fw";
+  # networking.firewall.backend is recent; the table below exists only with nftables.
+  nftablesFirewall = (config.networking.firewall.backend or "nftables") == "nftables";
 
   fillSets = pkgs.writeShellScript "fleet-firewall-ports" ''
     set -euo pipefail
@@ -70,10 +73,10 @@ in
       networking.nftables.enable = true;
     }
 
-    (lib.mkIf (cfg.identityPorts && config.networking.firewall.enable) {
-      # mkAfter: the sets must follow the table's own content (nft reads the file in order),
-      # and the rules are appended to the chain NixOS declared there.
-      networking.nftables.tables.nixos-fw.content = lib.mkAfter ''
+    (lib.mkIf (cfg.identityPorts && config.networking.firewall.enable && nftablesFirewall) {
+      # mkBefore: nft reads the table top to bottom, so the sets come before the chains
+      # that use them.
+      networking.nftables.tables.nixos-fw.content = lib.mkBefore ''
         set fleet-tcp-ports {
           type inet_service
           comment "ports from ${dir}/tcp_ports"
@@ -82,10 +85,11 @@ in
           type inet_service
           comment "ports from ${dir}/udp_ports"
         }
-        chain input-allow {
-          tcp dport @fleet-tcp-ports accept comment "fleet identity tcp_ports"
-          udp dport @fleet-udp-ports accept comment "fleet identity udp_ports"
-        }
+      '';
+      # Appended to NixOS's input-allow chain.
+      networking.firewall.extraInputRules = ''
+        tcp dport @fleet-tcp-ports accept comment "fleet identity tcp_ports"
+        udp dport @fleet-udp-ports accept comment "fleet identity udp_ports"
       '';
 
       systemd.services.fleet-firewall-ports = {

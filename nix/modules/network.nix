@@ -7,7 +7,7 @@
   # mkDefault: an admin may give some VMs static addresses in their own module.
   networking.useNetworkd = lib.mkDefault true;
   networking.useDHCP = lib.mkDefault true;
-  # One NIC is enough to call the network online; a VM without any should not wait long.
+  # One NIC up is enough to call the network online; mkDefault: VMs with several may want all.
   systemd.network.wait-online.anyInterface = lib.mkDefault true;
 
   # Plain values on purpose: nixpkgs turns resolved on with mkDefault when networkd is used,

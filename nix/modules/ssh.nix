@@ -61,6 +61,8 @@ in
 
     # The key and the authorized keys are on the /var disk (mounted by the initrd already;
     # stated so the dependency is explicit).
-    systemd.services.sshd.unitConfig.RequiresMountsFor = [ dir ];
+    systemd.services.sshd = lib.mkIf (!config.services.openssh.startWhenNeeded) {
+      unitConfig.RequiresMountsFor = [ dir ];
+    };
   };
 }

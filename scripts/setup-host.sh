@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 host for fleet: host packages, libvirtd + virtlogd running,
+# npm dependencies (the libvirt binding builds from source) and the compiled CLI.
+# Safe to run again. Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup-host.sh installs Debian packages and starts libvirtd: run it as root (sudo $0)" >&2
+  exit 2
+fi
+
+PACKAGES=(
+  qemu-system-x86 qemu-utils ovmf                      # the hypervisor, qemu-img, UEFI firmware
+  libvirt-daemon-system libvirt-clients libvirt-dev    # libvirtd, virsh, virt-xml-validate, headers for the binding
+  libguestfs-tools linux-image-amd64                   # guestfish and the kernel its appliance (and the test image) boots
+  e2fsprogs openssh-client                             # mkfs.ext4 -d for new /var disks, ssh-keygen for host keys
+  systemd-boot-efi busybox-static mtools dosfstools fdisk cpio   # the tiny test base image (test/image)
+  nix-bin                                              # nix-instantiate: the flake's .nix files must parse
+  python3 make g++                                     # node-gyp for the libvirt binding
+)
+
+export DEBIAN_FRONTEND=noninteractive
+echo "==> apt-get install (${#PACKAGES[@]} packages)"
+apt-get update -qq
+apt-get install -y -qq "${PACKAGES[@]}" >/dev/null
+
+echo "==> libvirtd and virtlogd"
+if ! virsh -c qemu:///system version >/dev/null 2>&1; then
+  if [ -d /run/systemd/system ]; then
+    systemctl start virtlogd libvirtd
+  else
+    # No init system here (containers, CI): start the daemons ourselves.
+    pgrep -x virtlogd >/dev/null || virtlogd -d
+    pgrep -x libvirtd >/dev/null || libvirtd -d
+  fi
+  for _ in $(seq 1 50); do
+    virsh -c qemu:///system version >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+fi
+virsh -c qemu:///system version >/dev/null || { echo "libvirtd did not come up" >&2; exit 1; }
+
+echo "==> npm ci"
+npm ci --no-audit --no-fund
+npm run build
+echo "==> ready: ./bin/fleet doctor"
+
+if [ "${1:-}" = "--demo" ]; then
+  exec scripts/demo.sh
+fi
