@@ -16,6 +16,7 @@ import type { FleetContext } from './context.js'
 import { renderXml, xmlPath } from './domain-xml.js'
 import { createVarDisk, varDiskMethod } from './var-disk.js'
 import { startVm } from './lifecycle.js'
+import { manifestOf, writeManifest } from './identity-manifest.js'
 import { findFirmware } from '../firmware.js'
 
 export interface CreateVmResult {
@@ -83,6 +84,7 @@ export async function createVm(ctx: FleetContext, name: string, spec: NewMachine
     ctx.log(`Creating /var disk (${machine.varSize}, ${varDiskMethod()}) with identity`)
     undo.add(`/var disk ${files.var}`, () => rm(files.var, { force: true }))
     await createVarDisk(files.var, machine.varSizeBytes, identity)
+    await writeManifest(files.dir, manifestOf(identity))
     t('varDisk', t0)
     t0 = performance.now()
     const xml = renderXml(paths, machine, { virtType: await ctx.virtType(), onReboot: ctx.onReboot, baseDigest: image.digest })

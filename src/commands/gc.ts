@@ -1,0 +1,18 @@
+import { BaseCommand } from '../base-command.js'
+import { dryRun } from '../flags.js'
+import { gc, type GcResult } from '../services/gc.js'
+import { humanSize } from '../util/units.js'
+
+export default class Gc extends BaseCommand<typeof Gc> {
+  static override summary = "Delete base images that no channel points at and no VM's backing chain uses"
+  static override flags = { 'dry-run': dryRun }
+
+  async run(): Promise<GcResult> {
+    const r = await gc(this.paths(), this.flags['dry-run'])
+    if (!this.jsonEnabled()) {
+      for (const d of r.deleted) this.log(`${r.dryRun ? 'would delete' : 'deleted'}  ${d.digest.slice(0, 16)}  ${humanSize(d.size)}`)
+      for (const k of r.kept) this.log(`kept          ${k.digest.slice(0, 16)}  ${k.reason}`)
+    }
+    return r
+  }
+}
