@@ -4,20 +4,13 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { libvirtMissing } from '../helpers/libvirt-required.js'
 import { fleet, fleetJson, sandbox, virsh } from '../helpers/fleet.js'
-import { buildTestImage, consoleLog, tail, waitForMarker } from '../helpers/guest.js'
+import { buildTestImage, waitForMarker, waitOff } from '../helpers/guest.js'
 
 const sb = sandbox()
 const vms = [sb.name('alpha'), sb.name('beta')]
 const broken = sb.name('broken')
 const t = { suite: performance.now() }
 
-async function waitOff(name: string, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while ((await virsh(['domstate', name])).stdout.trim() !== 'shut off') {
-    if (Date.now() > deadline) throw new Error(`${name} did not power off\n${tail(consoleLog(sb, name))}`)
-    await new Promise((r) => setTimeout(r, 500))
-  }
-}
 
 describe.skipIf(libvirtMissing)('booting real VMs', () => {
   beforeAll(async () => {
@@ -63,7 +56,7 @@ describe.skipIf(libvirtMissing)('booting real VMs', () => {
 
   it('keeps /var across boots: the second boot counts 2 with the same data', async () => {
     const [name] = vms
-    await waitOff(name!)
+    await waitOff(sb, name!)
     const first = await waitForMarker(sb, name!, 1)
     const r = await fleet(sb, ['start-vm', name!])
     expect(r.code, r.stderr).toBe(0)
@@ -86,7 +79,7 @@ describe.skipIf(libvirtMissing)('booting real VMs', () => {
 
   it('stops and destroys, leaving no domain, overlay or NVRAM behind', async () => {
     for (const name of [...vms, broken]) {
-      await waitOff(name)
+      await waitOff(sb, name)
       const r = await fleet(sb, ['destroy-vm', name, '--delete-data', '--yes'])
       expect(r.code, r.stderr).toBe(0)
       expect((await virsh(['domstate', name])).code).not.toBe(0)

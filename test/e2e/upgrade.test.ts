@@ -6,19 +6,12 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { libvirtMissing } from '../helpers/libvirt-required.js'
 import { fleet, fleetJson, sandbox, virsh } from '../helpers/fleet.js'
-import { buildTestImage, waitForMarker } from '../helpers/guest.js'
+import { buildTestImage, waitForMarker, waitOff } from '../helpers/guest.js'
 
 const sb = sandbox()
 const vm = sb.name('up1')
 const sha = (s: string) => createHash('sha256').update(s).digest('hex')
 
-async function waitOff(name: string): Promise<void> {
-  const deadline = Date.now() + 90_000
-  while ((await virsh(['domstate', name])).stdout.trim() !== 'shut off') {
-    if (Date.now() > deadline) throw new Error(`${name} did not power off`)
-    await new Promise((r) => setTimeout(r, 500))
-  }
-}
 
 describe.skipIf(libvirtMissing)('upgrade, rollback and gc', () => {
   beforeAll(async () => {
@@ -35,7 +28,7 @@ describe.skipIf(libvirtMissing)('upgrade, rollback and gc', () => {
     expect((await fleet(sb, ['create-vm', vm, '--var-size', '256M', '--yes', '--start'])).code).toBe(0)
     const first = await waitForMarker(sb, vm, 1)
     expect(first.version).toBe('v1')
-    await waitOff(vm)
+    await waitOff(sb, vm)
 
     expect((await fleet(sb, ['image', 'import', join(sb.dir, 'v2.qcow2')])).code).toBe(0)
     const dir = join(sb.repo, 'machines', vm)
@@ -61,14 +54,14 @@ describe.skipIf(libvirtMissing)('upgrade, rollback and gc', () => {
     expect(second.tcp_ports).toBe('22,8443')
     expect(second['data-sha256']).toBe(first['data-sha256'])
     expect(second.boot).toBe('2')
-    await waitOff(vm)
+    await waitOff(sb, vm)
 
     expect((await fleet(sb, ['rollback', vm])).code).toBe(0)
     expect((await fleet(sb, ['start-vm', vm])).code).toBe(0)
     const third = await waitForMarker(sb, vm, 3)
     expect(third.version).toBe('v1')
     expect(third['data-sha256']).toBe(first['data-sha256'])
-    await waitOff(vm)
+    await waitOff(sb, vm)
 
     // A third image, imported on another channel and then left unused by moving that channel away.
     expect((await fleet(sb, ['image', 'import', join(sb.dir, 'v3.qcow2'), '--name', 'spare'])).code).toBe(0)

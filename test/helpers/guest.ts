@@ -3,7 +3,7 @@ import { execa } from 'execa'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ROOT, type Sandbox } from './fleet.js'
+import { ROOT, virsh, type Sandbox } from './fleet.js'
 
 export interface Marker {
   version: string
@@ -49,4 +49,13 @@ export async function buildTestImage(out: string, opts: { version: string; varLa
   const t0 = performance.now()
   await execa(join(ROOT, 'test', 'image', 'build-test-image.sh'), [out, '--version', opts.version, ...(opts.varLabel ? ['--var-label', opts.varLabel] : [])])
   return Math.round(performance.now() - t0)
+}
+
+/** Waits until the guest has powered itself off; fails with the console tail if it does not. */
+export async function waitOff(sb: Sandbox, name: string, ms = 90_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while ((await virsh(['domstate', name])).stdout.trim() !== 'shut off') {
+    if (Date.now() > deadline) throw new Error(`${name} did not power off\n${tail(consoleLog(sb, name))}`)
+    await sleep(500)
+  }
 }
