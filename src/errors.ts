@@ -36,11 +36,3 @@ export class ToolError extends Error {
     this.name = 'ToolError'
   }
 }
-
-export function isUserError(e: unknown): e is UserError {
-  return e instanceof UserError
-}
-
-export function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e)
-}

@@ -25,8 +25,3 @@ export async function runGuestfish(disks: string[], commands: GfCommand[], opts:
 export function deviceOf(index: number): string {
   return `/dev/sd${String.fromCharCode(97 + index)}`
 }
-
-/** Commands that format a whole disk as ext4 labelled `label`. */
-export function mkfsCommands(device: string, label: string): GfCommand[] {
-  return [['mkfs', 'ext4', device, `label:${label}`]]
-}

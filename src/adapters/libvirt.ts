@@ -154,14 +154,3 @@ export async function undefineWithNvram(name: string): Promise<void> {
 export async function attachConsole(name: string): Promise<number> {
   return runInteractive(virsh(), ['console', name])
 }
-
-/** libvirt network names (active and inactive). */
-export async function listNetworks(): Promise<string[]> {
-  const r = await tryRun(virsh(), ['net-list', '--all', '--name'])
-  return r.exitCode === 0 ? r.stdout.split('\n').map((s) => s.trim()).filter(Boolean) : []
-}
-
-export async function libvirtVersion(): Promise<string | undefined> {
-  const r = await tryRun(virsh(), ['version'])
-  return r.exitCode === 0 ? r.stdout.trim() : undefined
-}

@@ -49,8 +49,7 @@ export async function createVm(ctx: FleetContext, name: string, spec: NewMachine
   for (const f of [files.boot, files.var]) {
     if (existsSync(f)) throw new UserError(`machine ${name}: ${f} already exists`, f === files.var ? `That is the VM's kept /var disk: \`fleet destroy-vm ${name} --delete-data\` removes it, or move it away.` : `Remove the leftover with \`fleet destroy-vm ${name}\`.`)
   }
-  const channel = isNew ? spec!.base : (await loadMachine(paths, name)).base
-  const arch = isNew ? spec!.arch : (await loadMachine(paths, name)).arch
+  const { base: channel, arch } = isNew ? spec! : await loadMachine(paths, name)
   const image = await resolveChannel(paths, channel, name)
   findFirmware(arch) // fail before touching anything if there is no firmware
   const result: CreateVmResult = {

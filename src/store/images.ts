@@ -1,7 +1,7 @@
 // The image store: images/<sha256>.qcow2, read-only and never overwritten, plus channels
 // (images/channels.json) that point at one digest each and remember the ones before.
 import { existsSync } from 'node:fs'
-import { chmod, mkdir, readFile, rename, rm, stat } from 'node:fs/promises'
+import { chmod, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import * as qemuImg from '../adapters/qemu-img.js'
 import { UserError } from '../errors.js'
@@ -123,7 +123,6 @@ export async function setChannel(paths: Paths, channel: string, digest: string):
 /** Every stored image with its size. */
 export async function listImages(paths: Paths): Promise<StoredImage[]> {
   if (!existsSync(paths.images)) return []
-  const { readdir } = await import('node:fs/promises')
   const out: StoredImage[] = []
   for (const f of (await readdir(paths.images)).sort()) {
     const m = /^([0-9a-f]{64})\.qcow2$/.exec(f)

@@ -11,15 +11,6 @@ export function parseSize(text: string): number | undefined {
   return Number.isSafeInteger(bytes) ? bytes : undefined
 }
 
-/** Formats bytes the way they are written in machine.json: the largest exact unit. */
-export function formatSize(bytes: number): string {
-  for (const u of ['T', 'G', 'M', 'K'] as const) {
-    const n = UNITS[u]!
-    if (bytes >= n && bytes % n === 0) return `${bytes / n}${u}`
-  }
-  return `${bytes}`
-}
-
 /** Human size for listings: one decimal, binary units. */
 export function humanSize(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
