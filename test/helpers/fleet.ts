@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url'
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const FLEET = join(ROOT, 'bin', 'fleet')
 /** Every libvirt domain a test makes starts with this, so leftovers can be found and removed. */
-export const TEST_PREFIX = 'fltest-'
+// FLEET_TEST_PREFIX lets two test runs share a host: each sweeps only its own domains.
+export const TEST_PREFIX = process.env.FLEET_TEST_PREFIX ?? 'fltest-'
 
 export interface Sandbox {
   dir: string
