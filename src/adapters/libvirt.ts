@@ -154,3 +154,10 @@ export async function undefineWithNvram(name: string): Promise<void> {
 export async function attachConsole(name: string): Promise<number> {
   return runInteractive(virsh(), ['console', name])
 }
+
+/** Names of the host's libvirt networks (active or not), or undefined if virsh cannot list them. */
+export async function listNetworkNames(): Promise<string[] | undefined> {
+  const r = await tryRun(virsh(), ['net-list', '--all', '--name']).catch(() => undefined) // virsh missing
+  if (!r || r.exitCode !== 0) return undefined
+  return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean).sort()
+}

@@ -10,6 +10,7 @@ export async function generateHostKey(file: string, comment: string): Promise<vo
 
 /** The fingerprint line of a public key, or undefined if ssh-keygen cannot parse it. */
 export async function fingerprint(publicKey: string): Promise<string | undefined> {
-  const r = await tryRun(SSH_KEYGEN, ['-l', '-f', '/dev/stdin'], { input: publicKey.trim() + '\n' })
+  // "-f -", not /dev/stdin: node feeds input through a socket, which /dev/stdin cannot open (ENXIO).
+  const r = await tryRun(SSH_KEYGEN, ['-l', '-f', '-'], { input: publicKey.trim() + '\n' })
   return r.exitCode === 0 ? r.stdout.trim() : undefined
 }

@@ -57,4 +57,5 @@ export const DEFAULTS = {
   arch: 'x86_64' as Arch,
   base: 'base',
   dns: ['9.9.9.9', '1.1.1.1'],
+  tcpPorts: ['22'],
 }

@@ -3,18 +3,19 @@ import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { chmod, mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fingerprint, generateHostKey } from '../adapters/ssh-keygen.js'
+import { generateHostKey } from '../adapters/ssh-keygen.js'
 import { UserError } from '../errors.js'
 import type { Paths } from '../repo.js'
 import { allocateMac, allocateSshPort, allocateUuid } from './allocate.js'
 import { DEFAULTS, type Arch, type MachineJson } from './model.js'
 import { loadAllMachines, machineDir } from './repository.js'
-import * as v from './validate.js'
+import { validateFields, type HostFacts } from './spec-checks.js'
 
 /** Everything a new machine can be given; flags and prompts both produce this. */
 export interface NewMachineSpec {
   memory: string
-  vcpus: number
+  /** A number, or the text a flag or prompt gave (checked, then stored as a number). */
+  vcpus: number | string
   varSize: string
   base: string
   network: string
@@ -37,35 +38,16 @@ export function defaultSpec(): NewMachineSpec {
     arch: DEFAULTS.arch,
     dns: [...DEFAULTS.dns],
     hosts: [],
-    tcpPorts: ['22'],
+    tcpPorts: [...DEFAULTS.tcpPorts],
     udpPorts: [],
     adminKeys: [],
     userKeys: [],
   }
 }
 
-/** Validates a spec for machine `name`; throws a UserError naming the field and value. */
-export async function validateSpec(name: string, spec: NewMachineSpec): Promise<void> {
-  const fail = (msg: string): never => {
-    throw new UserError(`machine ${name}: ${msg}`)
-  }
-  const bad =
-    v.checkName(name) ?? v.checkMemory(spec.memory) ?? v.checkVcpus(spec.vcpus) ?? v.checkVarSize(spec.varSize) ??
-    v.checkChannel(spec.base) ?? v.checkNetwork(spec.network) ?? v.checkArch(spec.arch) ??
-    v.checkPorts('tcp', spec.tcpPorts) ?? v.checkPorts('udp', spec.udpPorts)
-  if (bad) fail(bad)
-  for (const d of spec.dns) {
-    const b = v.checkDns(d)
-    if (b) fail(b)
-  }
-  for (const h of spec.hosts) {
-    if (/[\n\r]/.test(h) || !/^\S+\s+\S/.test(h.trim())) fail(`hosts line "${h}" must be "ADDRESS NAME..."`)
-    const b = v.checkDns(h.trim().split(/\s+/)[0]!)
-    if (b) fail(`hosts line "${h}": ${b.replace('DNS server', 'address')}`)
-  }
-  for (const [kind, keys] of [['admin', spec.adminKeys], ['user', spec.userKeys]] as const) {
-    for (const k of keys) if (!(await fingerprint(k))) fail(`${kind} authorized key "${k.slice(0, 40)}${k.length > 40 ? '…' : ''}" is not an SSH public key`)
-  }
+/** Validates a complete spec for machine `name`; throws a UserError naming the field and value. */
+export async function validateSpec(name: string, spec: NewMachineSpec, host: HostFacts): Promise<void> {
+  await validateFields(name, spec, host)
 }
 
 function lines(items: string[]): string {

@@ -6,7 +6,8 @@ import { UserError } from '../errors.js'
 import type { Paths } from '../repo.js'
 import { parseSize } from '../util/units.js'
 import { IDENTITY_FILES, type Machine } from './model.js'
-import { checkName, validateMachineJson } from './validate.js'
+import { validateIdentity } from './spec-checks.js'
+import { checkFleetUnique, checkName, validateMachineJson } from './validate.js'
 
 export function machineDir(paths: Paths, name: string): string {
   return join(paths.machines, name)
@@ -45,8 +46,11 @@ export async function listMachineNames(paths: Paths): Promise<string[]> {
     .sort()
 }
 
+/** Every machine, validated one by one and together (no shared MAC, UUID or SSH forward port). */
 export async function loadAllMachines(paths: Paths): Promise<Machine[]> {
-  return Promise.all((await listMachineNames(paths)).map((n) => loadMachine(paths, n)))
+  const machines = await Promise.all((await listMachineNames(paths)).map((n) => loadMachine(paths, n)))
+  checkFleetUnique(machines)
+  return machines
 }
 
 /** The identity files present in machines/<name>/, with their bytes. */
@@ -61,5 +65,6 @@ export async function readIdentity(machine: Machine): Promise<Map<string, Buffer
       throw new UserError(`machine ${machine.name}: identity file ${join(machine.dir, required)} is missing`, 'Restore it from git, or destroy and re-create the machine.')
     }
   }
+  await validateIdentity(machine, files)
   return files
 }

@@ -71,11 +71,60 @@ export function checkPorts(proto: string, list: readonly string[]): string | und
 
 export const checkDns: Check = (v) => (isIP(v) ? undefined : `DNS server "${v}" is not an IP address`)
 
+/** An extra /etc/hosts line: "ADDRESS NAME [NAME...]", address an IP. */
+export const checkHostsLine: Check = (v) => {
+  if (/[\n\r]/.test(v) || !/^\S+\s+\S/.test(v.trim())) return `hosts line "${v}" must be "ADDRESS NAME..."`
+  const addr = v.trim().split(/\s+/)[0]!
+  return isIP(addr) ? undefined : `hosts line "${v}": address "${addr}" is not an IP address`
+}
+
+/** Memory the guest may not have: more than the host's RAM. */
+export function checkMemoryFits(v: string, hostBytes: number): string | undefined {
+  const bytes = parseSize(v)
+  if (bytes === undefined || bytes <= hostBytes) return undefined
+  return `memory "${v}" is more than this host has (${Math.floor(hostBytes / 1024 ** 2)}M)`
+}
+
+/** A network must exist on the host unless it is "user" or "none"; undefined `hostNetworks` skips the check. */
+export function checkNetworkOnHost(v: string, hostNetworks: readonly string[] | undefined): string | undefined {
+  if (v === 'user' || v === 'none' || !hostNetworks || hostNetworks.includes(v)) return undefined
+  return `network "${v}" is not a libvirt network on this host (it has: ${[...hostNetworks, 'user', 'none'].join(', ')})`
+}
+
+/** The first message `check` gives for any item of `list`. */
+export function checkEach(list: readonly string[], check: Check): string | undefined {
+  for (const item of list) {
+    const bad = check(item)
+    if (bad) return bad
+  }
+  return undefined
+}
+
 export const checkMachineId: Check = (v) => (/^[0-9a-f]{32}$/.test(v) ? undefined : `machine-id "${v}" must be 32 lowercase hex digits`)
 
-/** Splits "a, b c" into ["a","b","c"]. */
+/** Splits "a, b c" into ["a","b","c"]; "none" is the empty list. */
 export function splitList(text: string): string[] {
-  return text.split(/[\s,]+/).filter(Boolean)
+  return text.trim() === 'none' ? [] : text.split(/[\s,]+/).filter(Boolean)
+}
+
+/** Fields that must be unique across the fleet: two machines may not share them. */
+const UNIQUE_FIELDS = ['mac', 'uuid', 'sshPort'] as const
+
+/** Two machines sharing a MAC, UUID or SSH forward port: an error naming both. */
+export function checkFleetUnique(machines: readonly (Pick<MachineJson, (typeof UNIQUE_FIELDS)[number]> & { name: string; dir: string })[]): void {
+  for (const field of UNIQUE_FIELDS) {
+    const owner = new Map<unknown, string>()
+    for (const m of machines) {
+      const value = m[field]
+      if (value === undefined) continue
+      const other = owner.get(value)
+      if (other !== undefined) {
+        throw new UserError(`machine ${m.name}: ${field} "${value}" is also used by machine ${other}`,
+          `Give one of them another ${field} in ${m.dir}/machine.json or machines/${other}/machine.json; fleet allocates unique ones for new machines.`)
+      }
+      owner.set(value, m.name)
+    }
+  }
 }
 
 /** Validates a parsed machine.json object; returns the typed value or throws naming file and field. */

@@ -6,7 +6,8 @@ import * as libvirt from '../adapters/libvirt.js'
 import * as qemuImg from '../adapters/qemu-img.js'
 import { UserError } from '../errors.js'
 import { writeNewMachine, validateSpec, type NewMachineSpec } from '../machines/new-machine.js'
-import { loadMachine, machineDir, readIdentity, assertName } from '../machines/repository.js'
+import { checkMachineOnHost, FIELD_FLAGS, validateFields } from '../machines/spec-checks.js'
+import { loadAllMachines, loadMachine, machineDir, readIdentity, assertName } from '../machines/repository.js'
 import { vmFiles } from '../repo.js'
 import { resolveChannel } from '../store/images.js'
 import { withUndo } from '../util/undo.js'
@@ -18,6 +19,7 @@ import { createVarDisk, varDiskMethod } from './var-disk.js'
 import { startVm } from './lifecycle.js'
 import { manifestOf, writeManifest } from './identity-manifest.js'
 import { findFirmware } from '../firmware.js'
+import { hostFacts, resolveNewMachineSpec, type NewMachineRequest } from './new-machine-spec.js'
 
 export interface CreateVmResult {
   name: string
@@ -33,15 +35,19 @@ export interface CreateVmResult {
   timings: Record<string, number>
 }
 
-export async function createVm(ctx: FleetContext, name: string, spec: NewMachineSpec | undefined, opts: { start: boolean }): Promise<CreateVmResult> {
+export async function createVm(ctx: FleetContext, name: string, req: NewMachineRequest, opts: { start: boolean }): Promise<CreateVmResult> {
   assertName(name)
   const { paths } = ctx
   const dir = machineDir(paths, name)
   const files = vmFiles(paths, name)
   const isNew = !existsSync(dir)
-  if (isNew) {
-    if (!spec) throw new UserError(`machine ${name}: ${dir} does not exist and no settings were given`)
-    await validateSpec(name, spec)
+  const host = await hostFacts()
+  // Bad flags and a broken fleet (any bad machine.json, a shared MAC or UUID) fail before any question.
+  await loadAllMachines(paths)
+  if (isNew) await validateFields(name, req.given, host)
+  else {
+    const ignored = Object.entries(req.given).filter(([, v]) => v !== undefined).map(([k]) => `--${FIELD_FLAGS[k as keyof NewMachineSpec]}`)
+    if (ignored.length) ctx.log(`Note: ${dir} exists, so ${ignored.join(' ')} ${ignored.length > 1 ? 'are' : 'is'} not used; its machine.json and identity files are.`)
   }
   if (await libvirt.domainState(name)) {
     throw new UserError(`machine ${name}: a libvirt domain named ${name} already exists`, `Use \`fleet start-vm ${name}\`, or \`fleet destroy-vm ${name}\` first.`)
@@ -49,7 +55,14 @@ export async function createVm(ctx: FleetContext, name: string, spec: NewMachine
   for (const f of [files.boot, files.var]) {
     if (existsSync(f)) throw new UserError(`machine ${name}: ${f} already exists`, f === files.var ? `That is the VM's kept /var disk: \`fleet destroy-vm ${name} --delete-data\` removes it, or move it away.` : `Remove the leftover with \`fleet destroy-vm ${name}\`.`)
   }
-  const { base: channel, arch } = isNew ? spec! : await loadMachine(paths, name)
+  const spec = isNew ? await resolveNewMachineSpec(paths, name, req, host) : undefined
+  if (spec) await validateSpec(name, spec, host)
+  const existing = spec ? undefined : await loadMachine(paths, name)
+  if (existing) {
+    checkMachineOnHost(existing, host)
+    await readIdentity(existing) // hand-edited identity files: the same checks as the flags that write them
+  }
+  const { base: channel, arch } = spec ?? existing!
   const image = await resolveChannel(paths, channel, name)
   findFirmware(arch) // fail before touching anything if there is no firmware
   const result: CreateVmResult = {
@@ -62,9 +75,9 @@ export async function createVm(ctx: FleetContext, name: string, spec: NewMachine
   await mkdir(paths.vms, { recursive: true, mode: 0o755 })
   return withLock(files.lock, `machine ${name}`, () => withUndo(async (undo) => {
     let t0 = performance.now()
-    if (isNew) {
+    if (spec) {
       ctx.log(`Writing ${dir}`)
-      await writeNewMachine(paths, name, spec!)
+      await writeNewMachine(paths, name, spec)
       undo.add(`definition ${dir}`, () => rm(dir, { recursive: true, force: true }))
       t('definition', t0)
     }
