@@ -57,7 +57,7 @@ async function askKeys(q: Question, facts: PromptFacts): Promise<string[]> {
   }
   for (;;) {
     const text = await input({
-      message: `Paste ${keys.length ? 'another' : 'an'} ${who} key, or a .pub file path (empty when done)`,
+      message: `Paste ${keys.length ? 'another' : who === 'admin' ? 'an' : 'a'} ${who} key, or a .pub file path (empty when done)`,
       validate: async (t) => (t.trim() === '' ? true : ((await checkField(q.key, await readKeyArgs([t.trim()]), facts.host)) ?? true)),
     }, io)
     if (!text.trim()) return [...new Set(keys)]
