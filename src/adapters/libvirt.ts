@@ -161,3 +161,14 @@ export async function listNetworkNames(): Promise<string[] | undefined> {
   if (!r || r.exitCode !== 0) return undefined
   return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean).sort()
 }
+
+/**
+ * Backends libvirt accepts for <interface type='user'>, from domain capabilities (libvirt
+ * reports them since it supports passt); undefined when it does not say.
+ */
+export async function userNetBackendTypes(virtType: string, arch: string): Promise<string[] | undefined> {
+  const r = await tryRun(virsh(), ['domcapabilities', '--virttype', virtType, '--arch', arch]).catch(() => undefined)
+  if (!r || r.exitCode !== 0) return undefined
+  const m = /<interface[^>]*>[\s\S]*?<enum name=['"]backendType['"]>([\s\S]*?)<\/enum>/.exec(r.stdout)
+  return m ? [...m[1]!.matchAll(/<value>([^<]+)<\/value>/g)].map((v) => v[1]!) : undefined
+}

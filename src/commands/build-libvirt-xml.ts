@@ -2,7 +2,7 @@ import { Args } from '@oclif/core'
 import { BaseCommand } from '../base-command.js'
 import { dryRun, virtType } from '../flags.js'
 import { listMachineNames, loadMachine } from '../machines/repository.js'
-import { currentBaseDigest, renderXml, writeXml, type XmlWrite } from '../services/domain-xml.js'
+import { currentBaseDigest, machineXml, writeXml, type XmlWrite } from '../services/domain-xml.js'
 
 export default class BuildLibvirtXml extends BaseCommand<typeof BuildLibvirtXml> {
   static override summary = 'Write libvirt/NAME.xml for the named machines (all if none); needs no libvirt connection'
@@ -17,7 +17,7 @@ export default class BuildLibvirtXml extends BaseCommand<typeof BuildLibvirtXml>
     const files: XmlWrite[] = []
     for (const name of names) {
       const m = await loadMachine(ctx.paths, name)
-      const xml = renderXml(ctx.paths, m, { virtType: await ctx.virtType(), onReboot: ctx.onReboot, baseDigest: await currentBaseDigest(ctx.paths, m) })
+      const xml = await machineXml(ctx, m, await currentBaseDigest(ctx.paths, m))
       files.push(await writeXml(ctx.paths, name, xml, ctx.dryRun))
     }
     if (!this.jsonEnabled()) for (const f of files) this.log(`${f.changed ? (ctx.dryRun ? 'would write' : 'wrote') : 'unchanged'}  ${f.file}`)

@@ -14,7 +14,7 @@ import { withUndo } from '../util/undo.js'
 import { withLock } from '../util/lock.js'
 import { writeFileAtomic } from '../util/fsx.js'
 import type { FleetContext } from './context.js'
-import { renderXml, xmlPath } from './domain-xml.js'
+import { machineXml, xmlPath } from './domain-xml.js'
 import { createVarDisk, varDiskMethod } from './var-disk.js'
 import { startVm } from './lifecycle.js'
 import { manifestOf, writeManifest } from './identity-manifest.js'
@@ -99,7 +99,7 @@ export async function createVm(ctx: FleetContext, name: string, req: NewMachineR
     await writeManifest(files.dir, manifestOf(identity))
     t('varDisk', t0)
     t0 = performance.now()
-    const xml = renderXml(paths, machine, { virtType: await ctx.virtType(), onReboot: ctx.onReboot, baseDigest: image.digest })
+    const xml = await machineXml(ctx, machine, image.digest)
     const oldXml = existsSync(result.xml) ? await readFile(result.xml, 'utf8') : undefined
     await writeFileAtomic(result.xml, xml)
     undo.add(`XML ${result.xml}`, () => (oldXml === undefined ? rm(result.xml, { force: true }) : writeFileAtomic(result.xml, oldXml)))

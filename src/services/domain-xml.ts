@@ -6,10 +6,12 @@ import * as qemuImg from '../adapters/qemu-img.js'
 import { findFirmware } from '../firmware.js'
 import type { Machine } from '../machines/model.js'
 import { vmFiles, type Paths } from '../repo.js'
-import { digestOfPath, readChannels } from '../store/images.js'
+import { channelKey, digestOfPath, readChannels } from '../store/images.js'
 import { writeFileAtomic } from '../util/fsx.js'
 import { buildDomain } from '../xml/build-domain.js'
-import type { LifecycleAction, VirtType } from '../xml/domain.js'
+import type { LifecycleAction, UserNetBackend, VirtType } from '../xml/domain.js'
+import { resolveUserNet } from '../user-net.js'
+import type { FleetContext } from './context.js'
 import { serializeDomain } from '../xml/serialize.js'
 
 export function xmlPath(paths: Paths, name: string): string {
@@ -24,17 +26,32 @@ export async function currentBaseDigest(paths: Paths, m: Machine): Promise<strin
     const d = inf.backingFilename && digestOfPath(paths, inf.backingFilename)
     if (d) return d
   }
-  return (await readChannels(paths))[m.base]?.digest ?? 'none'
+  return (await readChannels(paths))[channelKey(m.base, m.arch)]?.digest ?? 'none'
 }
 
-export function renderXml(paths: Paths, m: Machine, s: { virtType: VirtType; onReboot: LifecycleAction; baseDigest: string }): string {
+export interface XmlSettings {
+  virtType: VirtType
+  onReboot: LifecycleAction
+  userNet: UserNetBackend
+  baseDigest: string
+}
+
+export function renderXml(paths: Paths, m: Machine, s: XmlSettings): string {
   return serializeDomain(buildDomain(m, {
     virtType: s.virtType,
     onReboot: s.onReboot,
+    userNet: s.userNet,
     firmware: findFirmware(m.arch),
     files: vmFiles(paths, m.name),
     baseDigest: s.baseDigest,
   }))
+}
+
+/** The XML of machine `m` on `baseDigest` with this host's settings (KVM or not, user networking). */
+export async function machineXml(ctx: FleetContext, m: Machine, baseDigest: string): Promise<string> {
+  const virtType = await ctx.virtType()
+  const userNet = m.network === 'user' ? await resolveUserNet(virtType, m.arch) : 'slirp'
+  return renderXml(ctx.paths, m, { virtType, onReboot: ctx.onReboot, userNet, baseDigest })
 }
 
 export interface XmlWrite {

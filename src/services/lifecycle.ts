@@ -8,7 +8,7 @@ import { loadMachine } from '../machines/repository.js'
 import { vmFiles } from '../repo.js'
 import { withLock } from '../util/lock.js'
 import type { FleetContext } from './context.js'
-import { currentBaseDigest, renderXml, writeXml } from './domain-xml.js'
+import { currentBaseDigest, machineXml, writeXml } from './domain-xml.js'
 
 export interface DefineResult {
   name: string
@@ -24,7 +24,7 @@ export async function defineVm(ctx: FleetContext, name: string): Promise<DefineR
   if (!existsSync(files.boot) || !existsSync(files.var)) {
     throw new UserError(`machine ${name}: its disks are missing in ${files.dir}`, `Create them with \`fleet create-vm ${name}\`.`)
   }
-  const xml = renderXml(ctx.paths, m, { virtType: await ctx.virtType(), onReboot: ctx.onReboot, baseDigest: await currentBaseDigest(ctx.paths, m) })
+  const xml = await machineXml(ctx, m, await currentBaseDigest(ctx.paths, m))
   const w = await writeXml(ctx.paths, name, xml, ctx.dryRun)
   if (!ctx.dryRun) await libvirt.defineXml(xml)
   return { name, xml: w.file, xmlChanged: w.changed, defined: !ctx.dryRun }

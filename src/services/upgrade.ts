@@ -13,7 +13,7 @@ import { vmFiles, type VmFiles } from '../repo.js'
 import { digestOfPath, resolveChannel } from '../store/images.js'
 import { withLock } from '../util/lock.js'
 import type { FleetContext } from './context.js'
-import { currentBaseDigest, renderXml, writeXml, xmlPath } from './domain-xml.js'
+import { currentBaseDigest, machineXml, writeXml, xmlPath } from './domain-xml.js'
 import { diffManifest, manifestOf, readManifest, writeManifest, type IdentityDiff } from './identity-manifest.js'
 import { waitOff } from './lifecycle.js'
 import { identityCommands } from './var-disk.js'
@@ -46,10 +46,10 @@ function lineDiff(a: string, b: string): string[] {
 async function plan(ctx: FleetContext, m: Machine): Promise<{ plan: UpgradePlan; files: VmFiles; identity: Map<string, Buffer>; xml: string; image: string }> {
   const files = vmFiles(ctx.paths, m.name)
   if (!existsSync(files.boot) || !existsSync(files.var)) throw new UserError(`machine ${m.name}: no disks in ${files.dir}`, `Create the VM first: fleet create-vm ${m.name}`)
-  const image = await resolveChannel(ctx.paths, m.base, m.name)
+  const image = await resolveChannel(ctx.paths, m.base, m.name, m.arch)
   const identity = await readIdentity(m)
   const baseFrom = await currentBaseDigest(ctx.paths, m)
-  const xml = renderXml(ctx.paths, m, { virtType: await ctx.virtType(), onReboot: ctx.onReboot, baseDigest: image.digest })
+  const xml = await machineXml(ctx, m, image.digest)
   const oldXml = existsSync(xmlPath(ctx.paths, m.name)) ? await readFile(xmlPath(ctx.paths, m.name), 'utf8') : ''
   return {
     files, identity, xml, image: image.path,
@@ -163,7 +163,7 @@ export async function rollback(ctx: FleetContext, name: string): Promise<Rollbac
     await rename(files.boot, tmp)
     await rename(prev, files.boot)
     await rename(tmp, prev)
-    const xml = renderXml(ctx.paths, m, { virtType: await ctx.virtType(), onReboot: ctx.onReboot, baseDigest: to })
+    const xml = await machineXml(ctx, m, to)
     await writeXml(ctx.paths, name, xml)
     await libvirt.defineXml(xml)
     return { name, baseFrom: from, baseTo: to, dryRun: false }

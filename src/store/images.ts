@@ -5,6 +5,7 @@ import { chmod, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promi
 import { basename, join } from 'node:path'
 import * as qemuImg from '../adapters/qemu-img.js'
 import { UserError } from '../errors.js'
+import type { Arch } from '../machines/model.js'
 import type { Paths } from '../repo.js'
 import { copyHashing, writeFileAtomic } from '../util/fsx.js'
 import { withLock } from '../util/lock.js'
@@ -46,13 +47,28 @@ export async function readChannels(paths: Paths): Promise<Channels> {
   return JSON.parse(await readFile(f, 'utf8')) as Channels
 }
 
-/** Resolves a channel to its current image; a clear error when it does not exist. */
-export async function resolveChannel(paths: Paths, channel: string, forMachine?: string): Promise<StoredImage> {
-  const c = (await readChannels(paths))[channel]
+/**
+ * A channel holds one image per guest architecture. In channels.json the x86_64 image sits
+ * under the plain name and others under NAME@ARCH ('@' is never part of a channel name).
+ */
+export function channelKey(channel: string, arch: Arch = 'x86_64'): string {
+  return arch === 'x86_64' ? channel : `${channel}@${arch}`
+}
+
+/** Channel name and architecture of a channels.json key. */
+export function parseChannelKey(key: string): { channel: string; arch: Arch } {
+  const at = key.lastIndexOf('@')
+  return at < 0 ? { channel: key, arch: 'x86_64' } : { channel: key.slice(0, at), arch: key.slice(at + 1) as Arch }
+}
+
+/** Resolves a channel to its current image for `arch`; a clear error when it does not exist. */
+export async function resolveChannel(paths: Paths, channel: string, forMachine?: string, arch: Arch = 'x86_64'): Promise<StoredImage> {
+  const c = (await readChannels(paths))[channelKey(channel, arch)]
   const who = forMachine ? `machine ${forMachine}: ` : ''
   if (!c) {
-    throw new UserError(`${who}base channel "${channel}" has no image in ${paths.images}`,
-      `Import one with \`fleet image import FILE --name ${channel}\` or build one with \`fleet build\`.`)
+    const archFlag = arch === 'x86_64' ? '' : ` --arch ${arch}`
+    throw new UserError(`${who}base channel "${channel}" has no ${arch} image in ${paths.images}`,
+      `Build one with \`fleet build --channel ${channel}${archFlag}\` or import one with \`fleet image import FILE --name ${channel}${archFlag}\`.`)
   }
   const p = imagePath(paths, c.digest)
   if (!existsSync(p)) throw new UserError(`${who}channel "${channel}" points at ${c.digest}, but ${p} is missing`)

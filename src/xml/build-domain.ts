@@ -2,7 +2,7 @@
 import type { Firmware } from '../firmware.js'
 import type { Machine } from '../machines/model.js'
 import type { VmFiles } from '../repo.js'
-import type { Domain, Interface, LifecycleAction, VirtType } from './domain.js'
+import type { Domain, Interface, LifecycleAction, UserNetBackend, VirtType } from './domain.js'
 
 export interface DomainContext {
   virtType: VirtType
@@ -11,13 +11,15 @@ export interface DomainContext {
   baseDigest: string
   /** What a guest reboot does; tests use destroy so a broken guest cannot loop. */
   onReboot: LifecycleAction
+  /** How network "user" is realised on this host (see Interface). */
+  userNet: UserNetBackend
 }
 
-function interfaces(m: Machine): Interface[] {
+function interfaces(m: Machine, userNet: UserNetBackend): Interface[] {
   if (m.network === 'none') return []
   if (m.network === 'user') {
     const forwards = m.sshPort ? [{ proto: 'tcp' as const, address: '127.0.0.1', hostPort: m.sshPort, guestPort: 22 }] : []
-    return [{ type: 'user', mac: m.mac, backend: 'passt', portForwards: forwards }]
+    return [{ type: 'user', mac: m.mac, backend: userNet, portForwards: forwards }]
   }
   return [{ type: 'network', network: m.network, mac: m.mac }]
 }
@@ -49,7 +51,7 @@ export function buildDomain(m: Machine, ctx: DomainContext): Domain {
         { source: ctx.files.boot, target: 'vda', readonly: true, driverType: 'qcow2' },
         { source: ctx.files.var, target: 'vdb', readonly: false, driverType: 'qcow2' },
       ],
-      interfaces: interfaces(m),
+      interfaces: interfaces(m, ctx.userNet),
       serial: { log: ctx.files.console },
       guestAgent: true,
       rng: true,

@@ -50,7 +50,14 @@ export interface Disk {
 
 export type Interface =
   | { type: 'network'; network: string; mac: string }
-  | { type: 'user'; mac: string; backend: 'passt'; portForwards: PortForward[] }
+  /**
+   * User-mode networking. passt: libvirt's <interface type='user'> with <portForward> (libvirt
+   * that supports it). slirp: QEMU's built-in stack with hostfwd, passed as <qemu:commandline>
+   * because libvirt has no port-forward element for it (e.g. Debian 12's libvirt 9.0).
+   */
+  | { type: 'user'; mac: string; backend: UserNetBackend; portForwards: PortForward[] }
+
+export type UserNetBackend = 'passt' | 'slirp'
 
 export interface PortForward {
   proto: 'tcp' | 'udp'

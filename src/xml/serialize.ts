@@ -3,6 +3,7 @@ import { XMLBuilder, XMLParser } from 'fast-xml-parser'
 import type { Disk, Domain, Interface } from './domain.js'
 
 export const FLEET_NS = 'https://github.com/fleet-vm/fleet/xmlns/1'
+export const QEMU_NS = 'http://libvirt.org/schemas/domain/qemu/1.0'
 
 type Node = Record<string, unknown>
 const empty = ''
@@ -33,11 +34,25 @@ function iface(i: Interface): Node {
   }
 }
 
+/** QEMU arguments for slirp user networking: a netdev with hostfwd rules and its virtio NIC. */
+export function slirpArgs(ifaces: Interface[]): string[] {
+  return ifaces.flatMap((i, n) => {
+    if (i.type !== 'user' || i.backend !== 'slirp') return []
+    const id = `fleetnet${n}`
+    const fwd = i.portForwards.map((p) => `,hostfwd=${p.proto}:${p.address}:${p.hostPort}-:${p.guestPort}`).join('')
+    // A fixed slot on the root bus: libvirt does not know this device and fills slots from 1 up.
+    const addr = `0x${(0x10 + n).toString(16)}`
+    return ['-netdev', `user,id=${id}${fwd}`, '-device', `virtio-net-pci,netdev=${id},mac=${i.mac},bus=pcie.0,addr=${addr}`]
+  })
+}
+
 /** The fast-xml-parser object tree of a domain. */
 export function domainTree(d: Domain): Node {
+  const libvirtIfaces = d.devices.interfaces.filter((i) => !(i.type === 'user' && i.backend === 'slirp'))
+  const qemuArgs = slirpArgs(d.devices.interfaces)
   const devices: Node = {
     disk: d.devices.disks.map(disk),
-    ...(d.devices.interfaces.length ? { interface: d.devices.interfaces.map(iface) } : {}),
+    ...(libvirtIfaces.length ? { interface: libvirtIfaces.map(iface) } : {}),
     serial: { '@_type': 'pty', log: { '@_file': d.devices.serial.log, '@_append': 'on' }, target: { '@_port': 0 } },
     console: { '@_type': 'pty', target: { '@_type': 'serial', '@_port': 0 } },
     ...(d.devices.guestAgent
@@ -49,6 +64,7 @@ export function domainTree(d: Domain): Node {
   return {
     domain: {
       '@_type': d.type,
+      ...(qemuArgs.length ? { '@_xmlns:qemu': QEMU_NS } : {}),
       name: d.name,
       uuid: d.uuid,
       metadata: {
@@ -78,6 +94,7 @@ export function domainTree(d: Domain): Node {
       on_reboot: d.onReboot,
       on_crash: d.onCrash,
       devices,
+      ...(qemuArgs.length ? { 'qemu:commandline': { 'qemu:arg': qemuArgs.map((v) => ({ '@_value': v })) } } : {}),
     },
   }
 }
@@ -100,7 +117,7 @@ const parser = new XMLParser({
   attributeNamePrefix: '@_',
   parseTagValue: false,
   parseAttributeValue: false,
-  isArray: (name) => ['disk', 'interface', 'portForward'].includes(name),
+  isArray: (name) => ['disk', 'interface', 'portForward', 'qemu:arg'].includes(name),
 })
 
 /** What fleet reads back from a defined domain's XML (libvirt's normalised form). */
@@ -127,6 +144,11 @@ export function parseDomain(xml: string): DomainSummary {
     readonly: 'readonly' in d,
   }))
   const macs = ((devices?.interface as Node[] | undefined) ?? []).map((i) => String(get(i, 'mac')?.['@_address'] ?? ''))
+  // slirp NICs live in <qemu:commandline> as "-device virtio-net-pci,…,mac=…".
+  for (const a of (get(dom, 'qemu:commandline')?.['qemu:arg'] as Node[] | undefined) ?? []) {
+    const m = /(?:^|,)mac=([0-9a-f:]{17})/i.exec(String(a['@_value'] ?? ''))
+    if (m) macs.push(m[1]!)
+  }
   const meta = get(get(dom, 'metadata'), 'fleet:machine')
   const base = get(meta, 'fleet:base')
   return {

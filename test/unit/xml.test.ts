@@ -13,8 +13,8 @@ const machine = (over: Partial<Machine> = {}): Machine => ({
   name: 'web1', dir: '/srv/fleet/machines/web1', memory: '512M', memoryBytes: 512 * 1024 ** 2, vcpus: 2, varSize: '1G', varSizeBytes: 1024 ** 3,
   network: 'none', mac: '52:54:00:aa:bb:cc', uuid: '5b971591-46ab-4716-a6a6-04212898b39e', arch: 'x86_64', base: 'base', ...over,
 })
-const ctx = (virtType: 'kvm' | 'qemu' = 'qemu') => ({
-  virtType, onReboot: 'restart' as const, firmware: { code: '/usr/share/OVMF/OVMF_CODE_4M.fd', vars: '/usr/share/OVMF/OVMF_VARS_4M.fd' },
+const ctx = (virtType: 'kvm' | 'qemu' = 'qemu', userNet: 'passt' | 'slirp' = 'passt') => ({
+  virtType, onReboot: 'restart' as const, userNet, firmware: { code: '/usr/share/OVMF/OVMF_CODE_4M.fd', vars: '/usr/share/OVMF/OVMF_VARS_4M.fd' },
   files: vmFiles(paths, 'web1'), baseDigest: 'ab'.repeat(32),
 })
 
@@ -30,10 +30,11 @@ describe('domain XML', () => {
   it.each([
     ['no network', machine(), 'qemu'],
     ['libvirt network', machine({ network: 'default' }), 'kvm'],
-    ['user network with SSH forward', machine({ network: 'user', sshPort: 2222 }), 'qemu'],
+    ['user network with SSH forward (passt)', machine({ network: 'user', sshPort: 2222 }), 'qemu', 'passt'],
+    ['user network with SSH forward (slirp)', machine({ network: 'user', sshPort: 2222 }), 'qemu', 'slirp'],
     ['aarch64', machine({ arch: 'aarch64' }), 'qemu'],
-  ] as const)('%s passes virt-xml-validate', (label, m, vt) => {
-    validate(serializeDomain(buildDomain(m, ctx(vt))), label.replace(/\W+/g, '-'))
+  ] as const)('%s passes virt-xml-validate', (label, m, vt, net = 'passt') => {
+    validate(serializeDomain(buildDomain(m, ctx(vt, net))), label.replace(/\W+/g, '-'))
   })
 
   it('has q35, OVMF without Secure Boot, per-VM NVRAM, read-only boot disk, read-write /var and a logged serial console', () => {
@@ -58,6 +59,15 @@ describe('domain XML', () => {
     expect(d.macs).toEqual(['52:54:00:aa:bb:cc'])
     const xml = serializeDomain(buildDomain(machine({ network: 'user', sshPort: 2222 }), ctx()))
     expect(xml).toMatch(/<portForward proto="tcp" address="127.0.0.1">\s*<range start="2222" to="22"\/>/)
+  })
+
+  it('slirp: hostfwd on loopback through <qemu:commandline>, NIC on a fixed slot, MAC kept', () => {
+    const xml = serializeDomain(buildDomain(machine({ network: 'user', sshPort: 2222 }), ctx('qemu', 'slirp')))
+    expect(xml).toContain('xmlns:qemu="http://libvirt.org/schemas/domain/qemu/1.0"')
+    expect(xml).not.toContain('<interface')
+    expect(xml).toContain('<qemu:arg value="user,id=fleetnet0,hostfwd=tcp:127.0.0.1:2222-:22"/>')
+    expect(xml).toContain('<qemu:arg value="virtio-net-pci,netdev=fleetnet0,mac=52:54:00:aa:bb:cc,bus=pcie.0,addr=0x10"/>')
+    expect(parseDomain(xml).macs).toEqual(['52:54:00:aa:bb:cc'])
   })
 
   it('escapes values instead of templating them', () => {

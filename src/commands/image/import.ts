@@ -1,7 +1,8 @@
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../../base-command.js'
 import { dryRun } from '../../flags.js'
-import { importImage, type ImportResult } from '../../store/images.js'
+import { channelKey, importImage, type ImportResult } from '../../store/images.js'
+import { ARCHES, type Arch } from '../../machines/model.js'
 import { checkChannel } from '../../machines/validate.js'
 import { UserError } from '../../errors.js'
 
@@ -10,12 +11,16 @@ export default class ImageImport extends BaseCommand<typeof ImageImport> {
   static override description = 'The old image stays in the store; VMs keep using it until `fleet upgrade`.'
   static override examples = ['<%= config.bin %> image import nixos.qcow2 --name base']
   static override args = { file: Args.string({ description: 'qcow2 image without a backing file', required: true }) }
-  static override flags = { name: Flags.string({ description: 'Channel to point at the image', default: 'base' }), 'dry-run': dryRun }
+  static override flags = {
+    name: Flags.string({ description: 'Channel to point at the image', default: 'base' }),
+    arch: Flags.string({ description: 'Guest architecture of the image; machines with this arch use it', options: [...ARCHES], default: 'x86_64' }),
+    'dry-run': dryRun,
+  }
 
   async run(): Promise<ImportResult> {
     const bad = checkChannel(this.flags.name)
     if (bad) throw new UserError(bad)
-    const r = await importImage(this.paths(), this.args.file, this.flags.name, this.flags['dry-run'])
+    const r = await importImage(this.paths(), this.args.file, channelKey(this.flags.name, this.flags.arch as Arch), this.flags['dry-run'])
     if (!this.jsonEnabled()) {
       this.log(`${r.channel} → ${r.digest}${r.alreadyStored ? ' (already in the store)' : ''}${r.previous && r.previous !== r.digest ? ` (was ${r.previous.slice(0, 12)})` : ''}`)
     }

@@ -1,0 +1,33 @@
+// The NixOS base image: `nix build` of the flake's packages.<system>.base-image.
+import { existsSync } from 'node:fs'
+import { readdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { nixBuild } from '../adapters/nix.js'
+import { UserError } from '../errors.js'
+import type { Arch } from '../machines/model.js'
+import type { Paths } from '../repo.js'
+import { shippedNixDir } from '../services/init.js'
+
+/** The admin's flake (repo nix/) if there is one, else the flake fleet ships. */
+export function flakeDir(paths: Paths): string {
+  const own = join(paths.repo, 'nix')
+  return existsSync(join(own, 'flake.nix')) ? own : shippedNixDir()
+}
+
+/** `path:` so files git does not track yet are part of the build too. */
+export function installable(dir: string, arch: Arch): string {
+  return `path:${dir}#packages.${arch}-linux.base-image`
+}
+
+/** Runs the build; returns the qcow2 inside the output (make-disk-image names it nixos.qcow2). */
+export async function buildWithNix(paths: Paths, arch: Arch, log: (l: string) => void): Promise<string> {
+  const ref = installable(flakeDir(paths), arch)
+  log(`nix build ${ref}`)
+  const out = await nixBuild(ref)
+  if ((await stat(out).catch(() => undefined))?.isFile()) return out
+  const qcow2 = existsSync(out) ? (await readdir(out)).filter((f) => f.endsWith('.qcow2')).sort() : []
+  if (qcow2.length !== 1) {
+    throw new UserError(`nix build ${ref} produced ${out}, which holds ${qcow2.length ? qcow2.join(', ') : 'no .qcow2 file'}; expected exactly one qcow2`)
+  }
+  return join(out, qcow2[0]!)
+}

@@ -1,0 +1,111 @@
+// fleet build: produce a base image (Nix flake or Debian bootstrap), optionally recompress it
+// with zstd, verify it and store it content-addressed; then move the channel for its arch.
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { run } from '../adapters/exec.js'
+import { nixAvailable, nixCommand, NO_NIX_HINT } from '../adapters/nix.js'
+import * as qemuImg from '../adapters/qemu-img.js'
+import { bootstrapSpec, bootstrapTarball, buildDebianRaw, checkDebianBuildHost } from '../builders/debian.js'
+import { buildWithNix, flakeDir, installable } from '../builders/nix.js'
+import { UserError } from '../errors.js'
+import type { Arch } from '../machines/model.js'
+import type { Paths } from '../repo.js'
+import { channelKey, importImage, readChannels } from '../store/images.js'
+import { timed } from '../util/timing.js'
+import { withUndo } from '../util/undo.js'
+
+export const BUILDERS = ['nix', 'debian'] as const
+export type Builder = (typeof BUILDERS)[number]
+
+export interface BuildOptions {
+  /** Default: nix where it is installed, else debian. */
+  builder?: Builder
+  arch: Arch
+  channel: string
+  compress: boolean
+  /** Debian: bootstrap again instead of reusing the cached tree. */
+  refresh: boolean
+  dryRun: boolean
+  log: (line: string) => void
+}
+
+export interface BuildResult {
+  builder: Builder
+  arch: Arch
+  channel: string
+  dryRun: boolean
+  /** What is built from: the flake installable or the bootstrap tarball. */
+  source: string
+  digest?: string
+  path?: string
+  previous?: string
+  alreadyStored?: boolean
+  format?: string
+  virtualSize?: number
+  size?: number
+  compressed: boolean
+  bootstrapCached?: boolean
+  seconds: Record<string, number>
+}
+
+export async function defaultBuilder(): Promise<Builder> {
+  return (await nixAvailable()) ? 'nix' : 'debian'
+}
+
+export function buildCacheDir(paths: Paths): string {
+  return join(paths.state, 'cache')
+}
+
+export async function buildImage(paths: Paths, o: BuildOptions): Promise<BuildResult> {
+  const builder = o.builder ?? (await defaultBuilder())
+  const key = channelKey(o.channel, o.arch)
+  const before = (await readChannels(paths))[key]?.digest
+  const result: BuildResult = { builder, arch: o.arch, channel: o.channel, dryRun: o.dryRun, source: '', compressed: o.compress, previous: before, seconds: {} }
+
+  if (builder === 'nix') {
+    if (!(await nixAvailable())) throw new UserError(`--builder nix: nix is not installed (looked for "${nixCommand()[0]}")`, NO_NIX_HINT)
+    result.source = installable(flakeDir(paths), o.arch)
+  } else {
+    checkDebianBuildHost(o.arch)
+    const tarball = bootstrapTarball(buildCacheDir(paths), bootstrapSpec(o.arch))
+    result.source = tarball
+    result.bootstrapCached = existsSync(tarball) && !o.refresh
+  }
+  if (o.dryRun) return result
+
+  await mkdir(join(paths.state, 'build'), { recursive: true, mode: 0o755 })
+  const work = await mkdtemp(join(paths.state, 'build', `${builder}-`))
+  const removeWork = () => run(['rm'], ['-rf', '--one-file-system', work], { privileged: true }).then(() => undefined)
+  const t0 = performance.now()
+  return withUndo(async (undo) => {
+    // The Debian root tree is root-owned: removed with the same privileges that made it.
+    undo.add(`build folder ${work}`, removeWork)
+    let image: string
+    let format = 'qcow2'
+    if (builder === 'nix') {
+      image = await timed(result.seconds, 'nix build', () => buildWithNix(paths, o.arch, o.log))
+    } else {
+      const d = await buildDebianRaw({ arch: o.arch, cacheDir: buildCacheDir(paths), workDir: work, refresh: o.refresh, log: o.log })
+      Object.assign(result.seconds, d.seconds)
+      image = d.raw
+      format = 'raw'
+    }
+    if (format !== 'qcow2' || o.compress) {
+      const out = join(work, 'image.qcow2')
+      o.log(`convert: ${format} → qcow2${o.compress ? ' (zstd-compressed clusters)' : ''}`)
+      await timed(result.seconds, 'convert', () => qemuImg.convert(image, format, out, o.compress ? { compress: 'zstd' } : {}))
+      image = out
+    }
+    o.log('store: verifying (qemu-img check, info) and copying into the image store')
+    const stored = await timed(result.seconds, 'store', () => importImage(paths, image, key))
+    const inf = await qemuImg.info(stored.path)
+    Object.assign(result, {
+      digest: stored.digest, path: stored.path, alreadyStored: stored.alreadyStored,
+      format: inf.format, virtualSize: inf.virtualSize, size: (await stat(stored.path)).size,
+    })
+    await removeWork()
+    result.seconds.total = Math.round((performance.now() - t0) / 100) / 10
+    return result
+  })
+}
