@@ -172,3 +172,14 @@ export async function userNetBackendTypes(virtType: string, arch: string): Promi
   const m = /<interface[^>]*>[\s\S]*?<enum name=['"]backendType['"]>([\s\S]*?)<\/enum>/.exec(r.stdout)
   return m ? [...m[1]!.matchAll(/<value>([^<]+)<\/value>/g)].map((v) => v[1]!) : undefined
 }
+
+/** IPv4 addresses of a running domain: DHCP leases of libvirt networks, else the guest agent. */
+export async function domainIPv4(name: string): Promise<string[]> {
+  for (const source of ['lease', 'agent']) {
+    const r = await tryRun(virsh(), ['domifaddr', name, '--source', source]).catch(() => undefined)
+    if (!r || r.exitCode !== 0) continue
+    const ips = [...r.stdout.matchAll(/\bipv4\s+(\d+\.\d+\.\d+\.\d+)\//g)].map((m) => m[1]!).filter((ip) => !ip.startsWith('127.'))
+    if (ips.length) return ips
+  }
+  return []
+}

@@ -41,8 +41,8 @@ image until \`fleet upgrade\`. Build output streams to stderr.`
     if (bad) throw new UserError(bad)
     const arch = (f.arch ?? hostArch() ?? 'x86_64') as Arch
     const r = await buildImage(this.paths(), {
-      builder: f.builder as Builder | undefined, arch, channel: f.channel, compress: f.compress, refresh: f.refresh,
-      dryRun: f['dry-run'], log: this.progress,
+      builder: f.builder as Builder | undefined, arch, channel: f.channel, compress: Boolean(f.compress), refresh: Boolean(f.refresh),
+      dryRun: Boolean(f['dry-run']), log: this.progress,
     })
     if (!this.jsonEnabled()) {
       if (r.dryRun) {

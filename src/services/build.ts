@@ -53,8 +53,9 @@ export async function defaultBuilder(): Promise<Builder> {
   return (await nixAvailable()) ? 'nix' : 'debian'
 }
 
-export function buildCacheDir(paths: Paths): string {
-  return join(paths.state, 'cache')
+/** Bootstrap cache: <state>/cache, or FLEET_CACHE_DIR (e.g. shared by test runs). */
+export function buildCacheDir(paths: Paths, env = process.env): string {
+  return env.FLEET_CACHE_DIR || join(paths.state, 'cache')
 }
 
 export async function buildImage(paths: Paths, o: BuildOptions): Promise<BuildResult> {

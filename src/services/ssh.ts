@@ -1,0 +1,77 @@
+// fleet ssh: where a VM is reached and with which host key. The known_hosts entry comes from
+// machines/NAME/ssh_host_ed25519_key.pub, the key fleet itself put on the /var disk, so the very
+// first connection is verified.
+import { existsSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import * as libvirt from '../adapters/libvirt.js'
+import { sshProbe, type SshTarget } from '../adapters/ssh.js'
+import { UserError } from '../errors.js'
+import { loadMachine } from '../machines/repository.js'
+import { vmFiles, type Paths } from '../repo.js'
+import { writeFileAtomic } from '../util/fsx.js'
+
+export interface SshOptions {
+  user: string
+  identity?: string
+  batch: boolean
+}
+
+export async function sshTarget(paths: Paths, name: string, o: SshOptions): Promise<SshTarget> {
+  const m = await loadMachine(paths, name)
+  const pubFile = join(m.dir, 'ssh_host_ed25519_key.pub')
+  if (!existsSync(pubFile)) throw new UserError(`machine ${name}: ${pubFile} is missing, so the host key cannot be verified`)
+  const [type, key] = (await readFile(pubFile, 'utf8')).trim().split(/\s+/)
+  const files = vmFiles(paths, name)
+  if (!existsSync(files.dir)) throw new UserError(`machine ${name} has no VM yet (${files.dir} is missing)`, `Create it: fleet create-vm ${name} --start`)
+  const state = await libvirt.domainState(name)
+  if (state !== 'running') throw new UserError(`machine ${name} is ${state ?? 'not defined'}, not running`, `Start it: fleet start-vm ${name}`)
+
+  let host: string
+  let port = 22
+  if (m.network === 'none') {
+    throw new UserError(`machine ${name} has no network (network "none")`, `Use the serial console: fleet console ${name}`)
+  } else if (m.network === 'user') {
+    if (!m.sshPort) throw new UserError(`machine ${name}: network "user" but no sshPort in ${join(m.dir, 'machine.json')}`)
+    host = '127.0.0.1'
+    port = m.sshPort
+  } else {
+    const ips = await libvirt.domainIPv4(name)
+    if (!ips.length) throw new UserError(`machine ${name}: no IPv4 address on network ${m.network} yet`, 'It may still be booting; try again, or pass --wait SECONDS.')
+    host = ips[0]!
+  }
+  const knownHosts = join(files.dir, 'known_hosts')
+  await writeFileAtomic(knownHosts, `${name} ${type} ${key}\n`)
+  return { host, port, user: o.user, alias: name, knownHosts, identity: o.identity, batch: o.batch }
+}
+
+const KEY_MISMATCH = /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/
+
+/** Waits until a login works; stops at once on a host key mismatch (never trusted, never retried). */
+export async function waitForSsh(paths: Paths, name: string, o: SshOptions, timeoutS: number, log: (l: string) => void): Promise<SshTarget> {
+  const deadline = Date.now() + timeoutS * 1000
+  let lastLog = 0
+  let lastError = ''
+  for (;;) {
+    let target: SshTarget | undefined
+    try {
+      target = await sshTarget(paths, name, o)
+      const r = await sshProbe(target)
+      if (r.ok) return target
+      lastError = r.error
+      if (KEY_MISMATCH.test(r.error)) {
+        throw new UserError(`machine ${name}: the guest's SSH host key does not match machines/${name}/ssh_host_ed25519_key.pub`,
+          `Its /var/identity may be stale: fleet upgrade ${name} resyncs identity.`)
+      }
+    } catch (e) {
+      if (!(e instanceof UserError) || /host key does not match|has no VM|not running|no network|is missing/.test(e.message)) throw e
+      lastError = e.message
+    }
+    if (Date.now() >= deadline) throw new UserError(`machine ${name}: no SSH login within ${timeoutS} s (${lastError || 'no answer'})`, `Look at the console: fleet console ${name} --log --tail 40`)
+    if (Date.now() - lastLog > 10_000) {
+      log(`waiting for SSH on ${name}${target ? ` (${target.host}:${target.port})` : ''}…`)
+      lastLog = Date.now()
+    }
+    await new Promise((r) => setTimeout(r, 2000))
+  }
+}
