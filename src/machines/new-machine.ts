@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { generateHostKey } from '../adapters/ssh-keygen.js'
 import { UserError } from '../errors.js'
 import type { Paths } from '../repo.js'
-import { allocateMac, allocateSshPort, allocateUuid } from './allocate.js'
+import { allocateMac, allocateSshPort, allocateUuid, listeningTcpPorts } from './allocate.js'
 import { DEFAULTS, type Arch, type MachineJson } from './model.js'
 import { loadAllMachines, machineDir } from './repository.js'
 import { validateFields, type HostFacts } from './spec-checks.js'
@@ -82,7 +82,7 @@ export async function writeNewMachine(paths: Paths, name: string, spec: NewMachi
     uuid: allocateUuid(new Set(others.map((m) => m.uuid))),
     arch: spec.arch,
     base: spec.base,
-    ...(spec.network === 'user' ? { sshPort: allocateSshPort(new Set(others.flatMap((m) => (m.sshPort ? [m.sshPort] : [])))) } : {}),
+    ...(spec.network === 'user' ? { sshPort: allocateSshPort(new Set([...others.flatMap((m) => (m.sshPort ? [m.sshPort] : [])), ...listeningTcpPorts()])) } : {}),
   }
   const tmp = await mkdtemp(join(paths.machines, `.${name}.new-`))
   try {
