@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../base-command.js'
 import { dryRun, nameArg, virtType } from '../flags.js'
-import { DEFAULTS } from '../machines/model.js'
+import { ARCHES, DEFAULTS } from '../machines/model.js'
 import { askNewMachine, canPrompt } from '../prompts/new-machine.js'
 import { createVm, type CreateVmResult } from '../services/create-vm.js'
 import { specFromFlags } from '../services/new-machine-spec.js'
@@ -30,7 +30,7 @@ A failure or Ctrl-C half way removes everything this run created.`
     'var-size': Flags.string({ description: `Size of the /var disk, e.g. 1G (default ${DEFAULTS.varSize})`, helpGroup: 'HARDWARE' }),
     base: Flags.string({ description: `Image store channel to boot from; \`fleet image list\` shows them (default ${DEFAULTS.base})`, helpGroup: 'HARDWARE' }),
     network: Flags.string({ description: `A libvirt network of this host (virsh net-list), "user" (user-mode, SSH forward on 127.0.0.1) or "none" (default ${DEFAULTS.network})`, helpGroup: 'HARDWARE' }),
-    arch: Flags.string({ description: 'Guest architecture', options: ['x86_64', 'aarch64'], helpGroup: 'HARDWARE' }),
+    arch: Flags.string({ description: `Guest architecture: ${ARCHES.join(' or ')} (default ${DEFAULTS.arch})`, helpGroup: 'HARDWARE' }),
     dns: Flags.string({ description: `DNS servers for resolv.conf, comma-separated IPs, or "none" (default ${DEFAULTS.dns.join(',')})`, helpGroup: 'IDENTITY' }),
     host: Flags.string({ description: 'Extra /etc/hosts line "ADDRESS NAME" (repeatable)', multiple: true, helpGroup: 'IDENTITY' }),
     'tcp-ports': Flags.string({ description: `TCP ports the guest firewall opens, comma-separated, or "none" (default ${DEFAULTS.tcpPorts.join(',')})`, helpGroup: 'IDENTITY' }),

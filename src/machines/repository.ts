@@ -15,7 +15,7 @@ export function machineDir(paths: Paths, name: string): string {
 
 export function assertName(name: string): void {
   const bad = checkName(name)
-  if (bad) throw new UserError(`machine ${name}: ${bad}`)
+  if (bad) throw new UserError(`machine ${name}: ${bad}`, 'Pick a name that is a hostname label, e.g. web1 or db-2.')
 }
 
 /** Loads and validates machines/<name>/machine.json. */

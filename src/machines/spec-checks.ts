@@ -51,7 +51,7 @@ export async function checkField<K extends keyof NewMachineSpec>(key: K, value: 
 /** Checks the fields present in `spec`; throws a UserError naming the machine, field, value and flag. */
 export async function validateFields(name: string, spec: Partial<NewMachineSpec>, host: HostFacts): Promise<void> {
   const bad = v.checkName(name)
-  if (bad) throw new UserError(`machine ${name}: ${bad}`, 'Pick a name that is a hostname label, e.g. web1.')
+  if (bad) throw new UserError(`machine ${name}: ${bad}`, 'Pick a name that is a hostname label, e.g. web1 or db-2.')
   for (const key of Object.keys(FIELD_CHECKS) as (keyof NewMachineSpec)[]) {
     const value = spec[key]
     if (value === undefined) continue

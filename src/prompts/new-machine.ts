@@ -4,7 +4,7 @@ import { checkbox, confirm, input, select } from '@inquirer/prompts'
 import { basename } from 'node:path'
 import { UserError } from '../errors.js'
 import type { NewMachineSpec } from '../machines/new-machine.js'
-import { checkField } from '../machines/spec-checks.js'
+import { checkField, type HostFacts } from '../machines/spec-checks.js'
 import type { AskNewMachine, PromptFacts } from '../services/new-machine-spec.js'
 import { readKeyArgs } from '../services/keys.js'
 import { QUESTIONS, formatAnswer, parseAnswer, type Question } from './questions.js'
@@ -17,14 +17,13 @@ export function canPrompt(env = process.env): boolean {
   return Boolean(process.stdin.isTTY && process.stderr.isTTY) && !ci
 }
 
-type Validate = (text: string) => Promise<string | true>
-
-function validator(q: Question, facts: PromptFacts): Validate {
-  return async (text) => (await checkField(q.key, parseAnswer(q, text) as never, facts.host)) ?? true
+/** Inquirer's validate for a typed answer: the shared field check's message re-asks, true accepts. */
+export function validator(q: Question, host: HostFacts): (text: string) => Promise<string | true> {
+  return async (text) => (await checkField(q.key, parseAnswer(q, text) as never, host)) ?? true
 }
 
 async function askText(q: Question, def: string, facts: PromptFacts): Promise<NewMachineSpec[Question['key']]> {
-  return parseAnswer(q, await input({ message: q.message, default: def || undefined, validate: validator(q, facts) }, io))
+  return parseAnswer(q, await input({ message: q.message, default: def || undefined, validate: validator(q, facts.host) }, io))
 }
 
 async function askChannel(q: Question, def: string, facts: PromptFacts): Promise<string> {
