@@ -4,9 +4,19 @@ import { run } from './exec.js'
 
 const guestfish = (): string[] => words(process.env.GUESTFISH || 'guestfish')
 
+let applianceTcg = false
+/**
+ * Where KVM does not really work (the domain type resolved to qemu), the appliance must not try
+ * it either: libguestfs would hang on such a /dev/kvm. LIBGUESTFS_BACKEND_SETTINGS still wins.
+ */
+export function useTcgAppliance(tcg: boolean): void {
+  applianceTcg = tcg
+}
+
 function gfEnv(): Record<string, string> {
   const env: Record<string, string> = { LIBGUESTFS_BACKEND: process.env.LIBGUESTFS_BACKEND || 'direct' }
   if (process.env.LIBGUESTFS_BACKEND_SETTINGS) env.LIBGUESTFS_BACKEND_SETTINGS = process.env.LIBGUESTFS_BACKEND_SETTINGS
+  else if (applianceTcg) env.LIBGUESTFS_BACKEND_SETTINGS = 'force_tcg'
   return env
 }
 

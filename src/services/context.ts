@@ -2,6 +2,7 @@
 import { UserError } from '../errors.js'
 import type { Paths } from '../repo.js'
 import { resolveVirtType } from '../virt-type.js'
+import { useTcgAppliance } from '../adapters/guestfish.js'
 import type { LifecycleAction, VirtType } from '../xml/domain.js'
 
 export interface FleetContext {
@@ -22,7 +23,10 @@ export function onRebootAction(env = process.env): LifecycleAction {
 
 export function makeContext(paths: Paths, opts: { virtType?: string; dryRun?: boolean; log: (l: string) => void }): FleetContext {
   let vt: Promise<VirtType> | undefined
-  const virtType = () => (vt ??= resolveVirtType(opts.virtType, paths.state))
+  const virtType = () => (vt ??= resolveVirtType(opts.virtType, paths.state).then((v) => {
+    useTcgAppliance(v === 'qemu')
+    return v
+  }))
   return { paths, virtType, onReboot: onRebootAction(), dryRun: Boolean(opts.dryRun), log: opts.log }
 }
 
