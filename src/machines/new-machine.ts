@@ -9,7 +9,6 @@ import type { Paths } from '../repo.js'
 import { allocateMac, allocateSshPort, allocateUuid, listeningTcpPorts } from './allocate.js'
 import { DEFAULTS, type Arch, type MachineJson } from './model.js'
 import { loadAllMachines, machineDir } from './repository.js'
-import { validateFields, type HostFacts } from './spec-checks.js'
 
 /** Everything a new machine can be given; flags and prompts both produce this. */
 export interface NewMachineSpec {
@@ -43,11 +42,6 @@ export function defaultSpec(): NewMachineSpec {
     adminKeys: [],
     userKeys: [],
   }
-}
-
-/** Validates a complete spec for machine `name`; throws a UserError naming the field and value. */
-export async function validateSpec(name: string, spec: NewMachineSpec, host: HostFacts): Promise<void> {
-  await validateFields(name, spec, host)
 }
 
 function lines(items: string[]): string {

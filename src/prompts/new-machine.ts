@@ -30,7 +30,7 @@ async function askChannel(q: Question, def: string, facts: PromptFacts): Promise
   if (facts.channels.length) {
     return select({ message: q.message, choices: facts.channels.map((c) => ({ value: c })), default: facts.channels.includes(def) ? def : undefined }, io)
   }
-  io.output.write(`The image store (${facts.storeDir}) has no channels yet: type the one you will import (\`fleet image import FILE --name CHANNEL\`) or build (\`fleet build\`).\n`)
+  io.output.write(`The image store (${facts.storeDir}) has no channel with an image for this architecture yet: type the one you will import (\`fleet image import FILE --name CHANNEL\`) or build (\`fleet build\`).\n`)
   return String(await askText(q, def, facts))
 }
 

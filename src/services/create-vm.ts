@@ -5,7 +5,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises'
 import * as libvirt from '../adapters/libvirt.js'
 import * as qemuImg from '../adapters/qemu-img.js'
 import { UserError } from '../errors.js'
-import { writeNewMachine, validateSpec, type NewMachineSpec } from '../machines/new-machine.js'
+import { writeNewMachine, type NewMachineSpec } from '../machines/new-machine.js'
 import { checkMachineOnHost, FIELD_FLAGS, validateFields } from '../machines/spec-checks.js'
 import { loadAllMachines, loadMachine, machineDir, readIdentity, assertName } from '../machines/repository.js'
 import { vmFiles } from '../repo.js'
@@ -56,14 +56,14 @@ export async function createVm(ctx: FleetContext, name: string, req: NewMachineR
     if (existsSync(f)) throw new UserError(`machine ${name}: ${f} already exists`, f === files.var ? `That is the VM's kept /var disk: \`fleet destroy-vm ${name} --delete-data\` removes it, or move it away.` : `Remove the leftover with \`fleet destroy-vm ${name}\`.`)
   }
   const spec = isNew ? await resolveNewMachineSpec(paths, name, req, host) : undefined
-  if (spec) await validateSpec(name, spec, host)
+  if (spec) await validateFields(name, spec, host) // all of it now: prompts and defaults included
   const existing = spec ? undefined : await loadMachine(paths, name)
   if (existing) {
     checkMachineOnHost(existing, host)
     await readIdentity(existing) // hand-edited identity files: the same checks as the flags that write them
   }
   const { base: channel, arch } = spec ?? existing!
-  const image = await resolveChannel(paths, channel, name)
+  const image = await resolveChannel(paths, channel, name, arch)
   findFirmware(arch) // fail before touching anything if there is no firmware
   const result: CreateVmResult = {
     name, definition: isNew ? 'created' : 'existing', machineDir: dir, baseDigest: image.digest,

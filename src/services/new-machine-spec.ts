@@ -3,11 +3,12 @@
 import { totalmem } from 'node:os'
 import * as libvirt from '../adapters/libvirt.js'
 import { UserError } from '../errors.js'
+import type { Arch } from '../machines/model.js'
 import { defaultSpec, type NewMachineSpec } from '../machines/new-machine.js'
 import type { HostFacts } from '../machines/spec-checks.js'
 import { QUESTIONS, formatAnswer, parseAnswer } from '../prompts/questions.js'
 import type { Paths } from '../repo.js'
-import { readChannels } from '../store/images.js'
+import { parseChannelKey, readChannels } from '../store/images.js'
 import { findPublicKeys, readKeyArgs, type FoundKey } from './keys.js'
 
 /** What the prompts offer: the store's channels, the host's networks, the admin's public keys. */
@@ -42,7 +43,7 @@ export async function resolveNewMachineSpec(paths: Paths, name: string, req: New
   if (req.ask && !req.yes && missing.length) {
     const facts: PromptFacts = {
       host,
-      channels: Object.keys(await readChannels(paths)).sort(),
+      channels: channelsFor(Object.keys(await readChannels(paths)), req.given.arch ?? defaults.arch),
       storeDir: paths.images,
       publicKeys: await findPublicKeys(),
     }
@@ -55,6 +56,11 @@ export async function resolveNewMachineSpec(paths: Paths, name: string, req: New
       `Pass ${required.map((q) => `--${q.flag}`).join(' ')}, or add --yes to take the defaults for anything not given.`)
   }
   return { ...defaults, ...definedOnly(req.given) }
+}
+
+/** The channels that hold an image for `arch` (channels.json keys are CHANNEL or CHANNEL@ARCH). */
+function channelsFor(keys: string[], arch: Arch): string[] {
+  return keys.map(parseChannelKey).filter((k) => k.arch === arch).map((k) => k.channel).sort()
 }
 
 function definedOnly<T extends object>(o: T): Partial<T> {
