@@ -7,7 +7,7 @@ import type { NewMachineSpec } from '../machines/new-machine.js'
 import { checkField, type HostFacts } from '../machines/spec-checks.js'
 import type { AskNewMachine, PromptFacts } from '../services/new-machine-spec.js'
 import { readKeyArgs } from '../services/keys.js'
-import { QUESTIONS, formatAnswer, parseAnswer, type Question } from './questions.js'
+import { QUESTIONS, flagsFor, formatAnswer, parseAnswer, shellWords, type Question } from './questions.js'
 
 const io = { input: process.stdin, output: process.stderr }
 
@@ -89,6 +89,7 @@ async function ask(name: string, given: Partial<NewMachineSpec>, defaults: NewMa
     Object.assign(spec, { [q.key]: answer })
   }
   io.output.write(summary(name, spec))
+  io.output.write(`The same without questions: fleet create-vm ${shellWords([name, ...flagsFor(spec, defaults)])}\n`)
   if (!(await confirm({ message: `Create ${name} with these settings?`, default: true }, io))) {
     throw new UserError(`machine ${name}: not created (answered no at the summary); nothing was written`, 'Run the command again, or pass the settings as flags.')
   }

@@ -56,3 +56,21 @@ export function formatAnswer(q: Question, value: NewMachineSpec[keyof NewMachine
   if (Array.isArray(value)) return value.length ? value.join(', ') : q.kind === 'keys' ? 'none' : ''
   return String(value ?? '')
 }
+
+/** The create-vm flags that give `spec` without any question (shown after the summary, to reuse in scripts). */
+export function flagsFor(spec: NewMachineSpec, defaults: NewMachineSpec): string[] {
+  const argv: string[] = []
+  for (const q of QUESTIONS) {
+    const v = spec[q.key]
+    if (!Array.isArray(v)) argv.push(`--${q.flag}`, String(v))
+    else if (q.kind === 'lines' || q.kind === 'keys') for (const item of v) argv.push(`--${q.flag}`, item)
+    else if (v.join(',') !== (defaults[q.key] as string[]).join(',')) argv.push(`--${q.flag}`, v.length ? v.join(',') : 'none')
+  }
+  if (spec.arch !== defaults.arch) argv.push('--arch', spec.arch)
+  return argv
+}
+
+/** argv as a person would type it: words with spaces or quotes in single quotes. */
+export function shellWords(argv: readonly string[]): string {
+  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ')
+}

@@ -5,6 +5,8 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DEFAULTS } from '../../src/machines/model.js'
+import { defaultSpec, type NewMachineSpec } from '../../src/machines/new-machine.js'
+import { flagsFor, shellWords } from '../../src/prompts/questions.js'
 import { libvirtMissing } from '../helpers/libvirt-required.js'
 import { blankImage, FLEET, fleet, sandbox, virsh } from '../helpers/fleet.js'
 import { terminal, type Terminal } from '../helpers/tmux.js'
@@ -14,11 +16,17 @@ const home = join(sb.dir, 'home')
 const created = sb.name('asked')
 const declined = sb.name('declined')
 const cancelled = sb.name('cancelled')
+const twin = sb.name('twin')
 // What the command sees: the sandbox, a HOME with one key in ~/.ssh, and no CI variable.
 const env = { ...sb.env, HOME: home, PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8' }
 let adminKey = ''
 let userKey = ''
 const open: Terminal[] = []
+/** The settings the first test gives through the prompts. */
+const answered = (): NewMachineSpec => ({
+  memory: '768M', vcpus: '2', varSize: '512M', base: 'edge', network: 'user', arch: DEFAULTS.arch, dns: ['1.0.0.1'],
+  hosts: ['10.0.0.5 db', '10.0.0.6 cache cache.lan'], tcpPorts: ['22', '80'], udpPorts: ['53'], adminKeys: [adminKey], userKeys: [userKey],
+})
 
 async function fleetAtTerminal(args: string[]): Promise<Terminal> {
   const t = await terminal(sb.dir, env, [FLEET, ...args])
@@ -68,7 +76,7 @@ describe.skipIf(libvirtMissing)('create-vm prompts at a real terminal', () => {
   })
   afterAll(async () => {
     for (const t of open) await t.close()
-    for (const n of [created, declined, cancelled]) await virsh(['undefine', '--nvram', n])
+    for (const n of [created, twin, declined, cancelled]) await virsh(['undefine', '--nvram', n])
     sb.cleanup()
   })
 
@@ -111,6 +119,7 @@ describe.skipIf(libvirtMissing)('create-vm prompts at a real terminal', () => {
     await answer(t, /^\? Paste another user key/m, '')
 
     const sum = await t.waitFor(/^\? Create .* with these settings\?/m)
+    expect(sum).toContain(`The same without questions: fleet create-vm ${shellWords([created, ...flagsFor(answered(), defaultSpec())])}\n`)
     for (const row of [/memory\s+768M/, /vcpus\s+2/, /var-size\s+512M/, /base\s+edge/, /network\s+user/, /dns\s+1\.0\.0\.1$/m, /tcp-ports\s+22, 80/, /udp-ports\s+53/, /admin-key\s+1: admin@test/, /user-key\s+1: user@test/]) {
       expect(sum).toMatch(row)
     }
@@ -134,6 +143,19 @@ describe.skipIf(libvirtMissing)('create-vm prompts at a real terminal', () => {
     expect(existsSync(join(sb.state, 'vms', created, 'var.qcow2'))).toBe(true)
     expect((await virsh(['domstate', created])).stdout.trim()).toBe('shut off')
   }, 120_000)
+
+  it('the command line shown after the summary creates the same machine without a terminal', async () => {
+    const r = await fleet(sb, ['create-vm', twin, ...flagsFor(answered(), defaultSpec())])
+    expect(r.code, r.stderr).toBe(0)
+    const read = (n: string, f: string) => readFileSync(join(sb.repo, 'machines', n, f), 'utf8')
+    const hardware = (n: string) => {
+      const { mac: _m, uuid: _u, sshPort: _p, ...rest } = JSON.parse(read(n, 'machine.json')) as Record<string, unknown>
+      return rest
+    }
+    expect(hardware(twin)).toEqual(hardware(created))
+    for (const f of ['resolv.conf', 'tcp_ports', 'udp_ports', 'admin_authorized_keys', 'user_authorized_keys']) expect(read(twin, f), f).toBe(read(created, f))
+    expect(read(twin, 'hosts').split('\n').slice(1)).toEqual(read(created, 'hosts').split('\n').slice(1))
+  })
 
   it('does not ask what the flags gave, and writes nothing when the summary is declined', async () => {
     const t = await fleetAtTerminal(['create-vm', declined, '--memory', '1G', '--vcpus', '2', '--network', 'none', '--dns', '9.9.9.9'])

@@ -9,8 +9,8 @@ import { DEFAULTS } from '../../src/machines/model.js'
 import { defaultSpec, type NewMachineSpec } from '../../src/machines/new-machine.js'
 import { FIELD_FLAGS, validateFields, type HostFacts } from '../../src/machines/spec-checks.js'
 import * as v from '../../src/machines/validate.js'
-import { validator } from '../../src/prompts/new-machine.js'
-import { QUESTIONS, parseAnswer, type Question } from '../../src/prompts/questions.js'
+import { canPrompt, validator } from '../../src/prompts/new-machine.js'
+import { QUESTIONS, flagsFor, parseAnswer, shellWords, type Question } from '../../src/prompts/questions.js'
 import { statePaths } from '../../src/repo.js'
 import { resolveNewMachineSpec, specFromFlags, type AskNewMachine } from '../../src/services/new-machine-spec.js'
 
@@ -53,6 +53,21 @@ describe('answers and flags as values', () => {
     expect(parseAnswer(q('dns'), 'none')).toEqual([])
     expect(parseAnswer(q('udpPorts'), '')).toEqual([])
     expect(parseAnswer(q('hosts'), '10.0.0.5 db, 10.0.0.6 cache cache.lan')).toEqual(['10.0.0.5 db', '10.0.0.6 cache cache.lan'])
+  })
+  it('shows the flags that give a spec, as one would type them, and they read back to the same spec', async () => {
+    const spec: NewMachineSpec = { ...defaultSpec(), memory: '2G', dns: [], hosts: ['10.0.0.5 db'], tcpPorts: ['22', '443'], adminKeys: ["ssh-ed25519 AAAA it's"] }
+    const argv = flagsFor(spec, defaultSpec())
+    expect(shellWords(['web1', ...argv])).toBe(`web1 --memory 2G --vcpus ${DEFAULTS.vcpus} --var-size ${DEFAULTS.varSize} --base ${DEFAULTS.base} --network ${DEFAULTS.network} --dns none --host '10.0.0.5 db' --tcp-ports 22,443 --admin-key 'ssh-ed25519 AAAA it'\\''s'`)
+    const flags: Record<string, string | string[]> = {}
+    for (let i = 0; i < argv.length; i += 2) {
+      const [k, val] = [argv[i]!.slice(2), argv[i + 1]!]
+      flags[k] = ['host', 'admin-key', 'user-key'].includes(k) ? [...((flags[k] as string[] | undefined) ?? []), val] : val
+    }
+    expect({ ...defaultSpec(), ...(await specFromFlags(flags)) }).toEqual({ ...spec, vcpus: String(DEFAULTS.vcpus) })
+  })
+  it('never prompts under a CI system, whatever the terminal', () => {
+    expect(canPrompt({ CI: 'true' })).toBe(false)
+    expect(canPrompt({ CI: '1' })).toBe(false)
   })
   it('leaves out what the flags did not give', async () => {
     expect(await specFromFlags({ memory: '1G', 'tcp-ports': '22,80', host: ['10.0.0.5 db'] })).toEqual({ memory: '1G', tcpPorts: ['22', '80'], hosts: ['10.0.0.5 db'] })
