@@ -9,6 +9,7 @@ import { defaultSpec, type NewMachineSpec } from '../../src/machines/new-machine
 import { flagsFor, shellWords } from '../../src/prompts/questions.js'
 import { libvirtMissing } from '../helpers/libvirt-required.js'
 import { blankImage, FLEET, fleet, sandbox, virsh } from '../helpers/fleet.js'
+import { buildTestImage, waitForMarker } from '../helpers/guest.js'
 import { terminal, type Terminal } from '../helpers/tmux.js'
 
 const sb = sandbox()
@@ -17,6 +18,7 @@ const created = sb.name('asked')
 const declined = sb.name('declined')
 const cancelled = sb.name('cancelled')
 const twin = sb.name('twin')
+const booted = sb.name('booted')
 // What the command sees: the sandbox, a HOME with one key in ~/.ssh, and no CI variable.
 const env = { ...sb.env, HOME: home, PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8' }
 let adminKey = ''
@@ -76,7 +78,10 @@ describe.skipIf(libvirtMissing)('create-vm prompts at a real terminal', () => {
   })
   afterAll(async () => {
     for (const t of open) await t.close()
-    for (const n of [created, twin, declined, cancelled]) await virsh(['undefine', '--nvram', n])
+    for (const n of [created, twin, booted, declined, cancelled]) {
+      await virsh(['destroy', n])
+      await virsh(['undefine', '--nvram', n])
+    }
     sb.cleanup()
   })
 
@@ -156,6 +161,36 @@ describe.skipIf(libvirtMissing)('create-vm prompts at a real terminal', () => {
     for (const f of ['resolv.conf', 'tcp_ports', 'udp_ports', 'admin_authorized_keys', 'user_authorized_keys']) expect(read(twin, f), f).toBe(read(created, f))
     expect(read(twin, 'hosts').split('\n').slice(1)).toEqual(read(created, 'hosts').split('\n').slice(1))
   })
+
+  it('a machine made only by answering prompts boots and shows the identity it was given', async () => {
+    await buildTestImage(join(sb.dir, 'bootable.qcow2'), { version: 'prompted' })
+    expect((await fleet(sb, ['image', 'import', join(sb.dir, 'bootable.qcow2'), '--name', 'bootable'])).code).toBe(0)
+    const t = await fleetAtTerminal(['create-vm', booted, '--start'])
+    await answer(t, /^\? Memory/m, '')
+    await answer(t, /^\? Virtual CPUs/m, '')
+    await answer(t, /^\? Size of the \/var disk/m, '256M')
+    await t.waitFor(/^\? Base image channel/m)
+    await t.moveTo('bootable')
+    await t.keys('Enter')
+    await t.waitFor(/^\? Network/m)
+    await t.moveTo('none')
+    await t.keys('Enter')
+    await answer(t, /^\? DNS servers/m, '')
+    await answer(t, /^\? Extra \/etc\/hosts/m, '')
+    await answer(t, /^\? TCP ports/m, '22, 8080')
+    for (const q of [/^\? UDP ports/m, /^\? SSH keys for the admin user/m, /^\? Paste another admin key/m, /^\? SSH keys for the plain user/m, /^\? Paste a user key/m]) {
+      await t.waitFor(q)
+      await t.keys('Enter')
+    }
+    await answer(t, /^\? Create .* with these settings\?/m, 'y')
+    expect(await t.exited(), await t.screen()).toBe(0)
+    const marker = await waitForMarker(sb, booted, 1, 120_000)
+    const dir = join(sb.repo, 'machines', booted)
+    expect(marker['machine-id']).toBe(readFileSync(join(dir, 'machine-id'), 'utf8').trim())
+    expect(marker.hostname).toBe(booted)
+    expect(marker.version).toBe('prompted')
+    expect(marker.tcp_ports).toBe('22,8080')
+  }, 180_000)
 
   it('does not ask what the flags gave, and writes nothing when the summary is declined', async () => {
     const t = await fleetAtTerminal(['create-vm', declined, '--memory', '1G', '--vcpus', '2', '--network', 'none', '--dns', '9.9.9.9'])
