@@ -1,6 +1,6 @@
 // A real pseudo-terminal for prompt tests: the command runs in a private tmux server; the test
 // reads the screen and types keys as a person would.
-import { execa } from 'execa'
+import { execa, execaSync } from 'execa'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 
@@ -18,6 +18,19 @@ export interface Terminal {
   exited: (timeoutMs?: number) => Promise<number>
   close: () => Promise<void>
 }
+
+function probe(): string | undefined {
+  try {
+    return execaSync('tmux', ['-V'], { reject: false }).exitCode === 0 ? undefined : 'tmux -V failed'
+  } catch (e) {
+    return (e as Error).message
+  }
+}
+
+/** Why prompt tests cannot run here (no tmux), or undefined. Under CI a missing tmux fails the run. */
+export const tmuxMissing = probe()
+if (tmuxMissing && process.env.CI) throw new Error(`CI needs tmux (apt-get install tmux) for the prompt tests: ${tmuxMissing}`)
+if (tmuxMissing) console.log(`skipped: no tmux (${tmuxMissing})`)
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 

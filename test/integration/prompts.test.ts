@@ -10,7 +10,7 @@ import { flagsFor, shellWords } from '../../src/prompts/questions.js'
 import { libvirtMissing } from '../helpers/libvirt-required.js'
 import { blankImage, FLEET, fleet, sandbox, virsh } from '../helpers/fleet.js'
 import { buildTestImage, waitForMarker } from '../helpers/guest.js'
-import { terminal, type Terminal } from '../helpers/tmux.js'
+import { terminal, tmuxMissing, type Terminal } from '../helpers/tmux.js'
 
 const sb = sandbox()
 const home = join(sb.dir, 'home')
@@ -63,7 +63,7 @@ function nothingWritten(name: string): void {
   expect(existsSync(join(sb.repo, 'libvirt', `${name}.xml`)), `libvirt/${name}.xml`).toBe(false)
 }
 
-describe.skipIf(libvirtMissing)('create-vm prompts at a real terminal', () => {
+describe.skipIf(libvirtMissing || tmuxMissing)('create-vm prompts at a real terminal', () => {
   beforeAll(async () => {
     await blankImage(join(sb.dir, 'base.qcow2'))
     for (const channel of ['base', 'edge']) {
