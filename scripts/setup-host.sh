@@ -14,9 +14,11 @@ PACKAGES=(
   qemu-system-x86 qemu-utils ovmf                      # the hypervisor, qemu-img, UEFI firmware
   libvirt-daemon-system libvirt-clients libvirt-dev    # libvirtd, virsh, virt-xml-validate, headers for the binding
   libguestfs-tools linux-image-amd64                   # guestfish and the kernel its appliance (and the test image) boots
-  e2fsprogs openssh-client                             # mkfs.ext4 -d for new /var disks, ssh-keygen for host keys
+  e2fsprogs openssh-client                             # mkfs.ext4 -d for /var disks; ssh-keygen, ssh (fleet ssh)
+  mmdebstrap                                           # fleet build --builder debian (also needs mtools dosfstools fdisk)
   systemd-boot-efi busybox-static mtools dosfstools fdisk cpio   # the tiny test base image (test/image)
   nix-bin                                              # nix-instantiate: the flake's .nix files must parse
+  tmux                                                 # drives the create-vm prompts through a real terminal in tests
   python3 make g++                                     # node-gyp for the libvirt binding
 )
 
