@@ -1,5 +1,6 @@
 // fleet doctor: is this host ready? One check per tool and service, each with a fix.
 import { which } from '../adapters/exec.js'
+import { nixCommand } from '../adapters/nix.js'
 import * as libvirt from '../adapters/libvirt.js'
 import { runGuestfish } from '../adapters/guestfish.js'
 import { probeAccel } from '../adapters/qemu-system.js'
@@ -20,7 +21,19 @@ const TOOLS: [string, string, string][] = [
   ['guestfish', process.env.GUESTFISH || 'guestfish', 'apt-get install libguestfs-tools'],
   ['mkfs.ext4', 'mkfs.ext4', 'apt-get install e2fsprogs'],
   ['ssh-keygen', 'ssh-keygen', 'apt-get install openssh-client'],
+  ['ssh', process.env.FLEET_SSH || 'ssh', 'apt-get install openssh-client'],
 ]
+
+/** `fleet build` needs one working builder: nix, or the Debian builder's tools. */
+async function builderCheck(): Promise<Check> {
+  const nix = await which(nixCommand()[0]!)
+  const debianTools = ['mmdebstrap', 'sfdisk', 'mkfs.fat', 'mcopy', 'mmd', 'chroot']
+  const missing = (await Promise.all(debianTools.map(async (t) => ((await which(t)) ? undefined : t)))).filter(Boolean)
+  const detail = [nix ? `nix: ${nix}` : 'nix: not installed', missing.length ? `debian: missing ${missing.join(', ')}` : 'debian: ready'].join('; ')
+  return nix || !missing.length
+    ? { name: 'image builder', ok: true, detail }
+    : { name: 'image builder', ok: false, detail, fix: 'apt-get install mmdebstrap mtools dosfstools fdisk (Debian builder), or install Nix' }
+}
 
 async function toolCheck([name, cmd, fix]: [string, string, string]): Promise<Check> {
   const exe = words(cmd)[0] ?? cmd
@@ -29,7 +42,7 @@ async function toolCheck([name, cmd, fix]: [string, string, string]): Promise<Ch
 }
 
 export async function doctor(opts: { deep: boolean }): Promise<Check[]> {
-  const checks = await Promise.all(TOOLS.map(toolCheck))
+  const checks = await Promise.all([...TOOLS.map(toolCheck), builderCheck()])
   try {
     const names = await libvirt.listDomainNames()
     checks.push({ name: 'libvirt', ok: true, detail: `${libvirtUri()}: connected, ${names.length} domains` })
