@@ -12,19 +12,30 @@ export interface ListRow {
   memory: string
   vcpus: number
   network: string
-  reach?: string
+  reach: string
 }
 
 export async function listVms(paths: Paths): Promise<ListRow[]> {
   const machines = await loadAllMachines(paths)
-  return Promise.all(machines.map(async (m) => ({
-    name: m.name,
-    state: (await libvirt.domainState(m.name)) ?? 'not defined',
-    base: m.base,
-    baseDigest: await currentBaseDigest(paths, m),
-    memory: m.memory,
-    vcpus: m.vcpus,
-    network: m.network,
-    ...(m.sshPort ? { reach: `fleet ssh ${m.name} (127.0.0.1:${m.sshPort})` } : {}),
-  })))
+  return Promise.all(machines.map(async (m) => {
+    const state = (await libvirt.domainState(m.name)) ?? 'not defined'
+    return {
+      name: m.name,
+      state,
+      base: m.base,
+      baseDigest: await currentBaseDigest(paths, m),
+      memory: m.memory,
+      vcpus: m.vcpus,
+      network: m.network,
+      reach: await reach(m.name, m.network, m.sshPort, state),
+    }
+  }))
+}
+
+/** How to get into a VM: fleet ssh with its address, or the console where it has no network. */
+async function reach(name: string, network: string, sshPort: number | undefined, state: string): Promise<string> {
+  if (network === 'none') return `fleet console ${name}`
+  if (network === 'user') return `fleet ssh ${name} (127.0.0.1:${sshPort ?? '?'})`
+  const ips = state === 'running' ? await libvirt.domainIPv4(name) : []
+  return `fleet ssh ${name} (${ips[0] ?? `${network}, address once running`})`
 }
