@@ -46,22 +46,23 @@ describe.skipIf(libvirtMissing)('Debian base image: build, boot, fleet ssh, upgr
   })
 
   it('boots to SSH with its own identity: machine-id, journal on /var, read-only root, firewall up, host key verified', async () => {
-    const c = await run(['create-vm', vm, '--network', 'user', '--memory', '1G', '--admin-key', `${key}.pub`, '--tcp-ports', '22', '--yes', '--start'])
+    const c = await run(['create-vm', vm, '--network', 'user', '--memory', '1G', '--admin-key', `${key}.pub`, '--tcp-ports', '22,8080', '--yes', '--start'])
     expect(c.code, c.stderr).toBe(0)
     const t0 = performance.now()
     await ssh('true', 420)
     console.log(`start → SSH login: ${((performance.now() - t0) / 1000).toFixed(1)} s`)
 
     const id = readFileSync(join(sb.repo, 'machines', vm, 'machine-id'), 'utf8').trim()
-    const r = await ssh('cat /etc/machine-id; hostname; findmnt -no OPTIONS /; ls /var/log/journal; systemctl is-active fleet-firewall ssh; id -nG')
+    const r = await ssh('cat /etc/machine-id; hostname; findmnt -no OPTIONS /; ls /var/log/journal; systemctl is-active fleet-firewall ssh; id -nG; sudo nft list chain inet fleet input | grep -c "tcp dport { 22, 8080 } accept"')
     expect(r.code, r.stderr).toBe(0)
-    const [mid, host, rootOpts, journal, fw, sshd, groups] = r.stdout.trim().split('\n')
+    const [mid, host, rootOpts, journal, fw, sshd, groups, tcpRule] = r.stdout.trim().split('\n')
     expect(mid).toBe(id)
     expect(host).toBe(vm)
     expect(rootOpts!.split(',')).toContain('ro')
     expect(journal!.split(/\s+/)).toContain(id)
     expect([fw, sshd]).toEqual(['active', 'active'])
     expect(groups!.split(' ')).toContain('sudo')
+    expect(tcpRule).toBe('1') // the firewall opens exactly the ports in tcp_ports
     // The first connection was already verified: fleet's known_hosts holds the machine's own key.
     const kh = readFileSync(join(sb.state, 'vms', vm, 'known_hosts'), 'utf8')
     const pub = readFileSync(join(sb.repo, 'machines', vm, 'ssh_host_ed25519_key.pub'), 'utf8').split(' ').slice(0, 2).join(' ')
