@@ -11,15 +11,12 @@ import { hostArch } from '../builders/debian.js'
 export default class Build extends BaseCommand<typeof Build> {
   static override summary = 'Build the base image and point a channel at it (Nix flake, or Debian without Nix)'
   static override description = `Builders:
-  nix     nix build of the flake in the repository's nix/ (or the one fleet ships):
-          packages.<arch>-linux.base-image. The default where nix is installed.
-  debian  Debian 12 from deb.debian.org with mmdebstrap, plus the guest contract; no Nix needed.
-          Needs root. The bootstrap is cached in <state>/cache, so a rebuild only redoes the
-          customisation and disk assembly (--refresh fetches fresh packages, e.g. for updates).
 
-The image is checked (qemu-img check and info: qcow2, no backing file), stored read-only under
-its sha256 in <state>/images, and the channel for its architecture moves to it. VMs keep their
-image until \`fleet upgrade\`. Build output streams to stderr.`
+nix: nix build of packages.<arch>-linux.base-image from the flake in the repository's nix/ (or the one fleet ships). The default where nix is installed.
+
+debian: Debian 12 from deb.debian.org with mmdebstrap, plus the guest contract; no Nix needed, but root. The bootstrap is cached in <state>/cache (FLEET_CACHE_DIR), so a rebuild only redoes the customisation and disk assembly; --refresh fetches fresh packages (security updates).
+
+The image is checked (qemu-img check and info: qcow2, no backing file), stored read-only under its sha256 in <state>/images, and the channel for its architecture moves to it. VMs keep their image until \`fleet upgrade\`. Build output streams to stderr.`
   static override examples = [
     '<%= config.bin %> build',
     '<%= config.bin %> build --builder debian --compress',

@@ -7,11 +7,9 @@ import { sshTarget, waitForSsh } from '../services/ssh.js'
 
 export default class Ssh extends BaseCommand<typeof Ssh> {
   static override summary = 'SSH into a VM as its admin user, with the host key checked against machines/NAME'
-  static override description = `The host key is verified from the first connection on: fleet writes a known_hosts entry
-from machines/NAME/ssh_host_ed25519_key.pub (the key it installed on the VM's /var disk) and
-runs ssh with StrictHostKeyChecking=yes. A mismatch is refused, never learned.
-Network "user" VMs are reached on 127.0.0.1 at their sshPort; VMs on a libvirt network at the
-address from its DHCP leases (or the guest agent). The exit code is the remote command's.`
+  static override description = `The host key is verified from the first connection on: fleet writes a known_hosts entry from machines/NAME/ssh_host_ed25519_key.pub (the key it installed on the VM's /var disk) and runs ssh with StrictHostKeyChecking=yes. A mismatch is refused, never learned.
+
+Network "user" VMs are reached on 127.0.0.1 at their sshPort; VMs on a libvirt network at the address from its DHCP leases (or the guest agent). The exit code is the remote command's.`
   static override strict = false
   static override args = { name: Args.string({ description: 'Machine name', required: true }) }
   static override examples = [
