@@ -18,9 +18,7 @@ export const NO_NIX_HINT =
 
 /** Builds `installable` and returns its store path; nix's build log streams to our stderr. */
 export async function nixBuild(installable: string, env = process.env): Promise<string> {
-  const nix = nixCommand(env)
-  if (!(await nixAvailable(env))) throw new UserError(`nix is not installed (looked for "${nix[0]}"${env.NIX ? ' from NIX' : ' on PATH'})`, NO_NIX_HINT)
-  const r = await run(nix, ['--extra-experimental-features', 'nix-command flakes', 'build', '--no-link', '--print-out-paths', '--print-build-logs', installable], { inheritStderr: true })
+  const r = await run(nixCommand(env), ['--extra-experimental-features', 'nix-command flakes', 'build', '--no-link', '--print-out-paths', '--print-build-logs', installable], { inheritStderr: true })
   const out = r.stdout.trim().split('\n').filter(Boolean).pop()
   if (!out) throw new UserError(`nix build ${installable} printed no output path`)
   return out

@@ -10,7 +10,7 @@ import * as disk from '../adapters/disk-tools.js'
 import { run } from '../adapters/exec.js'
 import { bootstrap, type BootstrapSpec } from '../adapters/mmdebstrap.js'
 import { UserError } from '../errors.js'
-import type { Arch } from '../machines/model.js'
+import { hostArch, type Arch } from '../machines/model.js'
 import { timed } from '../util/timing.js'
 
 export const DEBIAN_SUITE = 'bookworm'
@@ -73,10 +73,6 @@ export function bootstrapTarball(cacheDir: string, spec: BootstrapSpec): string 
   return join(cacheDir, `debian-${spec.suite}-${spec.arch}-${key}.tar`)
 }
 
-export function hostArch(): Arch | undefined {
-  return process.arch === 'x64' ? 'x86_64' : process.arch === 'arm64' ? 'aarch64' : undefined
-}
-
 /** Refuses early what cannot work: no root, or a foreign architecture without binfmt emulation. */
 export function checkDebianBuildHost(arch: Arch, env = process.env): void {
   if (process.getuid?.() !== 0 && !env.SUDO) {
@@ -120,9 +116,8 @@ function newest(names: string[], prefix: string): string | undefined {
   return names.filter((n) => n.startsWith(prefix)).sort((a, b) => a.localeCompare(b, 'en', { numeric: true })).pop()
 }
 
-/** Builds the raw disk; the caller converts it to qcow2 and stores it. */
+/** Builds the raw disk (after checkDebianBuildHost); the caller converts it to qcow2 and stores it. */
 export async function buildDebianRaw(o: DebianBuildOptions): Promise<DebianBuildResult> {
-  checkDebianBuildHost(o.arch)
   const facts = ARCH[o.arch]
   const spec = bootstrapSpec(o.arch, o.mirror)
   const seconds: Record<string, number> = {}

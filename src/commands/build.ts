@@ -1,12 +1,11 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../base-command.js'
 import { dryRun } from '../flags.js'
-import { ARCHES, type Arch } from '../machines/model.js'
+import { ARCHES, hostArch, type Arch } from '../machines/model.js'
 import { checkChannel } from '../machines/validate.js'
 import { BUILDERS, buildImage, type Builder, type BuildResult } from '../services/build.js'
 import { UserError } from '../errors.js'
 import { humanSize } from '../util/units.js'
-import { hostArch } from '../builders/debian.js'
 
 export default class Build extends BaseCommand<typeof Build> {
   static override summary = 'Build the base image and point a channel at it (Nix flake, or Debian without Nix)'

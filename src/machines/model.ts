@@ -3,6 +3,11 @@
 export type Arch = 'x86_64' | 'aarch64'
 export const ARCHES: readonly Arch[] = ['x86_64', 'aarch64']
 
+/** This host's architecture in fleet's terms, if it is one fleet runs guests for. */
+export function hostArch(): Arch | undefined {
+  return process.arch === 'x64' ? 'x86_64' : process.arch === 'arm64' ? 'aarch64' : undefined
+}
+
 /** The on-disk shape of machines/<name>/machine.json. Sizes are strings with units. */
 export interface MachineJson {
   memory: string

@@ -66,9 +66,9 @@ export function checkMachineOnHost(m: Machine, host: HostFacts): void {
   if (bad) throw new UserError(`machine ${m.name}: ${m.dir}/machine.json: ${bad}`, `Edit ${m.dir}/machine.json and fix that field.`)
 }
 
-/** Lines of an identity file that carry data (no blanks, no comments). */
-function dataLines(buf: Buffer | undefined): string[] {
-  return (buf?.toString('utf8') ?? '').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
+/** The data lines of an identity file that may be absent. */
+function fileLines(buf: Buffer | undefined): string[] {
+  return v.dataLines(buf?.toString('utf8') ?? '')
 }
 
 /** Hand-edited identity files get the same checks as the flags that write them. */
@@ -83,20 +83,20 @@ export async function validateIdentity(m: Pick<Machine, 'name' | 'dir'>, files: 
     if (bad) fail('machine-id', bad)
   }
   for (const [f, proto] of [['tcp_ports', 'tcp'], ['udp_ports', 'udp']] as const) {
-    const bad = v.checkPorts(proto, dataLines(files.get(f)))
+    const bad = v.checkPorts(proto, fileLines(files.get(f)))
     if (bad) fail(f, bad)
   }
-  for (const line of dataLines(files.get('resolv.conf'))) {
+  for (const line of fileLines(files.get('resolv.conf'))) {
     const [word, addr] = line.split(/\s+/)
     const bad = word === 'nameserver' ? v.checkDns(addr ?? '') : undefined
     if (bad) fail('resolv.conf', bad)
   }
-  for (const line of dataLines(files.get('hosts'))) {
+  for (const line of fileLines(files.get('hosts'))) {
     const bad = v.checkHostsLine(line)
     if (bad) fail('hosts', bad)
   }
   for (const [f, kind] of [['admin_authorized_keys', 'admin'], ['user_authorized_keys', 'user']] as const) {
-    const bad = await checkKeys(kind, dataLines(files.get(f)))
+    const bad = await checkKeys(kind, fileLines(files.get(f)))
     if (bad) fail(f, bad)
   }
 }

@@ -102,6 +102,11 @@ export function checkEach(list: readonly string[], check: Check): string | undef
 
 export const checkMachineId: Check = (v) => (/^[0-9a-f]{32}$/.test(v) ? undefined : `machine-id "${v}" must be 32 lowercase hex digits`)
 
+/** Lines of a key or identity file that carry data (no blanks, no comments), trimmed. */
+export function dataLines(text: string): string[] {
+  return text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
+}
+
 /** Splits "a, b c" into ["a","b","c"]; "none" is the empty list. */
 export function splitList(text: string): string[] {
   return text.trim() === 'none' ? [] : text.split(/[\s,]+/).filter(Boolean)

@@ -49,23 +49,21 @@ export interface BuildResult {
   seconds: Record<string, number>
 }
 
-export async function defaultBuilder(): Promise<Builder> {
-  return (await nixAvailable()) ? 'nix' : 'debian'
-}
-
 /** Bootstrap cache: <state>/cache, or FLEET_CACHE_DIR (e.g. shared by test runs). */
 export function buildCacheDir(paths: Paths, env = process.env): string {
   return env.FLEET_CACHE_DIR || join(paths.state, 'cache')
 }
 
 export async function buildImage(paths: Paths, o: BuildOptions): Promise<BuildResult> {
-  const builder = o.builder ?? (await defaultBuilder())
+  // One probe for nix: it picks the default and is the check for an explicit --builder nix.
+  const nixPresent = o.builder === 'debian' ? false : await nixAvailable()
+  const builder = o.builder ?? (nixPresent ? 'nix' : 'debian')
   const key = channelKey(o.channel, o.arch)
   const before = (await readChannels(paths))[key]?.digest
   const result: BuildResult = { builder, arch: o.arch, channel: o.channel, dryRun: o.dryRun, source: '', compressed: o.compress, previous: before, seconds: {} }
 
   if (builder === 'nix') {
-    if (!(await nixAvailable())) throw new UserError(`--builder nix: nix is not installed (looked for "${nixCommand()[0]}")`, NO_NIX_HINT)
+    if (!nixPresent) throw new UserError(`--builder nix: nix is not installed (looked for "${nixCommand()[0]}")`, NO_NIX_HINT)
     result.source = installable(flakeDir(paths), o.arch)
   } else {
     checkDebianBuildHost(o.arch)
@@ -84,6 +82,7 @@ export async function buildImage(paths: Paths, o: BuildOptions): Promise<BuildRe
     undo.add(`build folder ${work}`, removeWork)
     let image: string
     let format = 'qcow2'
+    let ownScratch = false
     if (builder === 'nix') {
       image = await timed(result.seconds, 'nix build', () => buildWithNix(paths, o.arch, o.log))
     } else {
@@ -97,13 +96,15 @@ export async function buildImage(paths: Paths, o: BuildOptions): Promise<BuildRe
       o.log(`convert: ${format} → qcow2${o.compress ? ' (zstd-compressed clusters)' : ''}`)
       await timed(result.seconds, 'convert', () => qemuImg.convert(image, format, out, o.compress ? { compress: 'zstd' } : {}))
       image = out
+      // Our scratch file on the store's filesystem: renamed into the store, not copied. A file
+      // the SUDO-prefixed convert left to root is copied, so the store file is ours to chmod.
+      ownScratch = (await stat(out)).uid === process.getuid?.()
     }
-    o.log('store: verifying (qemu-img check, info) and copying into the image store')
-    const stored = await timed(result.seconds, 'store', () => importImage(paths, image, key))
-    const inf = await qemuImg.info(stored.path)
+    o.log('store: verifying (qemu-img check, info) and putting it into the image store')
+    const stored = await timed(result.seconds, 'store', () => importImage(paths, image, key, { move: ownScratch }))
     Object.assign(result, {
       digest: stored.digest, path: stored.path, alreadyStored: stored.alreadyStored,
-      format: inf.format, virtualSize: inf.virtualSize, size: (await stat(stored.path)).size,
+      format: stored.info?.format, virtualSize: stored.info?.virtualSize, size: (await stat(stored.path)).size,
     })
     await removeWork()
     result.seconds.total = Math.round((performance.now() - t0) / 100) / 10

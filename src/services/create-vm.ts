@@ -43,7 +43,7 @@ export async function createVm(ctx: FleetContext, name: string, req: NewMachineR
   const isNew = !existsSync(dir)
   const host = await hostFacts()
   // Bad flags and a broken fleet (any bad machine.json, a shared MAC or UUID) fail before any question.
-  await loadAllMachines(paths)
+  const fleet = await loadAllMachines(paths)
   if (isNew) await validateFields(name, req.given, host)
   else {
     const ignored = Object.entries(req.given).filter(([, v]) => v !== undefined).map(([k]) => `--${FIELD_FLAGS[k as keyof NewMachineSpec]}`)
@@ -56,11 +56,15 @@ export async function createVm(ctx: FleetContext, name: string, req: NewMachineR
     if (existsSync(f)) throw new UserError(`machine ${name}: ${f} already exists`, f === files.var ? `That is the VM's kept /var disk: \`fleet destroy-vm ${name} --delete-data\` removes it, or move it away.` : `Remove the leftover with \`fleet destroy-vm ${name}\`.`)
   }
   const spec = isNew ? await resolveNewMachineSpec(paths, name, req, host) : undefined
-  if (spec) await validateFields(name, spec, host) // all of it now: prompts and defaults included
-  const existing = spec ? undefined : await loadMachine(paths, name)
+  // The flags were checked above; now what the prompts and defaults added.
+  if (spec) await validateFields(name, notGiven(spec, req.given), host)
+  // loadMachine only for the error it gives when machines/NAME has no machine.json.
+  const existing = spec ? undefined : (fleet.find((m) => m.name === name) ?? await loadMachine(paths, name))
+  let existingIdentity: Map<string, Buffer> | undefined
   if (existing) {
     checkMachineOnHost(existing, host)
-    await readIdentity(existing) // hand-edited identity files: the same checks as the flags that write them
+    // Hand-edited identity files get the same checks as the flags that write them, before anything is made.
+    existingIdentity = await readIdentity(existing)
   }
   const { base: channel, arch } = spec ?? existing!
   const image = await resolveChannel(paths, channel, name, arch)
@@ -81,8 +85,8 @@ export async function createVm(ctx: FleetContext, name: string, req: NewMachineR
       undo.add(`definition ${dir}`, () => rm(dir, { recursive: true, force: true }))
       t('definition', t0)
     }
-    const machine = await loadMachine(paths, name)
-    const identity = await readIdentity(machine)
+    const machine = existing ?? await loadMachine(paths, name)
+    const identity = existingIdentity ?? await readIdentity(machine)
     if (!existsSync(files.dir)) {
       await mkdir(files.dir, { recursive: true, mode: 0o755 })
       undo.add(`folder ${files.dir}`, () => rm(files.dir, { recursive: true, force: true }))
@@ -119,4 +123,9 @@ export async function createVm(ctx: FleetContext, name: string, req: NewMachineR
     }
     return result
   }))
+}
+
+/** The fields of `spec` the flags did not give. */
+function notGiven(spec: NewMachineSpec, given: Partial<NewMachineSpec>): Partial<NewMachineSpec> {
+  return Object.fromEntries(Object.entries(spec).filter(([k]) => given[k as keyof NewMachineSpec] === undefined)) as Partial<NewMachineSpec>
 }

@@ -2,11 +2,10 @@
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import * as qemuImg from '../adapters/qemu-img.js'
 import { findFirmware } from '../firmware.js'
 import type { Machine } from '../machines/model.js'
 import { vmFiles, type Paths } from '../repo.js'
-import { channelKey, digestOfPath, readChannels } from '../store/images.js'
+import { channelKey, overlayBaseDigest, readChannels } from '../store/images.js'
 import { writeFileAtomic } from '../util/fsx.js'
 import { buildDomain } from '../xml/build-domain.js'
 import type { LifecycleAction, UserNetBackend, VirtType } from '../xml/domain.js'
@@ -21,11 +20,8 @@ export function xmlPath(paths: Paths, name: string): string {
 /** The base digest a VM is on: from its overlay's real backing file, else its channel. */
 export async function currentBaseDigest(paths: Paths, m: Machine): Promise<string> {
   const files = vmFiles(paths, m.name)
-  if (existsSync(files.boot)) {
-    const inf = await qemuImg.info(files.boot)
-    const d = inf.backingFilename && digestOfPath(paths, inf.backingFilename)
-    if (d) return d
-  }
+  const d = existsSync(files.boot) ? await overlayBaseDigest(paths, files.boot) : undefined
+  if (d) return d
   return (await readChannels(paths))[channelKey(m.base, m.arch)]?.digest ?? 'none'
 }
 

@@ -4,16 +4,14 @@ import { existsSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
+import { dataLines } from '../machines/validate.js'
 
-function keyLines(text: string): string[] {
-  return text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
-}
 
 export async function readKeyArgs(values: string[]): Promise<string[]> {
   const keys: string[] = []
   for (const v of values) {
     const p = v.startsWith('~/') ? homedir() + v.slice(1) : v
-    if (!/^(ssh-|ecdsa-|sk-)/.test(v) && existsSync(p)) keys.push(...keyLines(await readFile(p, 'utf8')))
+    if (!/^(ssh-|ecdsa-|sk-)/.test(v) && existsSync(p)) keys.push(...dataLines(await readFile(p, 'utf8')))
     else keys.push(v.trim())
   }
   return keys
@@ -32,7 +30,7 @@ export async function findPublicKeys(home: string = homedir()): Promise<FoundKey
   for (const f of (await readdir(dir)).filter((n) => n.endsWith('.pub') && !n.endsWith('-cert.pub')).sort()) {
     const file = join(dir, f)
     const text = await readFile(file, 'utf8').catch(() => '') // unreadable: not offered
-    for (const key of keyLines(text)) found.push({ file, key })
+    for (const key of dataLines(text)) found.push({ file, key })
   }
   return found
 }

@@ -17,6 +17,9 @@ export interface SshOptions {
   batch: boolean
 }
 
+/** The one condition --wait waits out: a VM on a libvirt network without a lease yet. */
+class NoAddressYet extends UserError {}
+
 export async function sshTarget(paths: Paths, name: string, o: SshOptions): Promise<SshTarget> {
   const m = await loadMachine(paths, name)
   const pubFile = join(m.dir, 'ssh_host_ed25519_key.pub')
@@ -37,7 +40,7 @@ export async function sshTarget(paths: Paths, name: string, o: SshOptions): Prom
     port = m.sshPort
   } else {
     const ips = await libvirt.domainIPv4(name)
-    if (!ips.length) throw new UserError(`machine ${name}: no IPv4 address on network ${m.network} yet`, 'It may still be booting; try again, or pass --wait SECONDS.')
+    if (!ips.length) throw new NoAddressYet(`machine ${name}: no IPv4 address on network ${m.network} yet`, 'It may still be booting; try again, or pass --wait SECONDS.')
     host = ips[0]!
   }
   const knownHosts = join(files.dir, 'known_hosts')
@@ -52,20 +55,22 @@ export async function waitForSsh(paths: Paths, name: string, o: SshOptions, time
   const deadline = Date.now() + timeoutS * 1000
   let lastLog = 0
   let lastError = ''
+  let target: SshTarget | undefined
   for (;;) {
-    let target: SshTarget | undefined
     try {
-      target = await sshTarget(paths, name, o)
+      target = await sshTarget(paths, name, o) // each round: a VM that stopped fails at once
+    } catch (e) {
+      if (!(e instanceof NoAddressYet)) throw e
+      lastError = e.message
+    }
+    if (target) {
       const r = await sshProbe(target)
       if (r.ok) return target
-      lastError = r.error
       if (KEY_MISMATCH.test(r.error)) {
         throw new UserError(`machine ${name}: the guest's SSH host key does not match machines/${name}/ssh_host_ed25519_key.pub`,
           `Its /var/identity may be stale: fleet upgrade ${name} resyncs identity.`)
       }
-    } catch (e) {
-      if (!(e instanceof UserError) || /host key does not match|has no VM|not running|no network|is missing/.test(e.message)) throw e
-      lastError = e.message
+      lastError = r.error
     }
     if (Date.now() >= deadline) throw new UserError(`machine ${name}: no SSH login within ${timeoutS} s (${lastError || 'no answer'})`, `Look at the console: fleet console ${name} --log --tail 40`)
     if (Date.now() - lastLog > 10_000) {

@@ -10,7 +10,7 @@ import { UserError } from '../errors.js'
 import type { Machine } from '../machines/model.js'
 import { listMachineNames, loadMachine, readIdentity } from '../machines/repository.js'
 import { vmFiles, type VmFiles } from '../repo.js'
-import { digestOfPath, resolveChannel } from '../store/images.js'
+import { overlayBaseDigest, resolveChannel } from '../store/images.js'
 import { withLock } from '../util/lock.js'
 import type { FleetContext } from './context.js'
 import { currentBaseDigest, machineXml, writeXml, xmlPath } from './domain-xml.js'
@@ -154,8 +154,7 @@ export async function rollback(ctx: FleetContext, name: string): Promise<Rollbac
   const prev = `${files.boot}.previous`
   if (!existsSync(prev)) throw new UserError(`machine ${name}: no previous boot overlay to roll back to`, 'Rollback works after an upgrade.')
   const from = await currentBaseDigest(ctx.paths, m)
-  const info = await qemuImg.info(prev)
-  const to = (info.backingFilename && digestOfPath(ctx.paths, info.backingFilename)) || 'unknown'
+  const to = (await overlayBaseDigest(ctx.paths, prev)) ?? 'unknown'
   if (ctx.dryRun) return { name, baseFrom: from, baseTo: to, dryRun: true }
   return withLock(files.lock, `machine ${name}`, async () => {
     if (await libvirt.isActive(name)) throw new UserError(`machine ${name}: is running`, `Stop it first: fleet stop-vm ${name}`)

@@ -7,7 +7,7 @@ import * as qemuImg from '../adapters/qemu-img.js'
 import { UserError } from '../errors.js'
 import type { Arch } from '../machines/model.js'
 import type { Paths } from '../repo.js'
-import { copyHashing, writeFileAtomic } from '../util/fsx.js'
+import { copyHashing, sha256File, writeFileAtomic } from '../util/fsx.js'
 import { withLock } from '../util/lock.js'
 
 export interface Channel {
@@ -95,22 +95,32 @@ export interface ImportResult {
   path: string
   previous?: string
   alreadyStored: boolean
+  /** What the verification read (format, virtual size). */
+  info?: qemuImg.ImageInfo
 }
 
-/** Copies a qcow2 into the store under its content hash (read-only) and points `channel` at it. */
-export async function importImage(paths: Paths, file: string, channel: string, dryRun = false): Promise<ImportResult> {
+/**
+ * Puts a qcow2 into the store under its content hash (read-only) and points `channel` at it.
+ * `move`: the file is fleet's own scratch output on the store's filesystem, so it is hashed
+ * in place and renamed instead of copied.
+ */
+export async function importImage(paths: Paths, file: string, channel: string, opts: { dryRun?: boolean; move?: boolean } = {}): Promise<ImportResult> {
   if (!existsSync(file)) throw new UserError(`${file} does not exist`)
-  await verifyBaseImage(file)
+  const info = await verifyBaseImage(file)
   const before = (await readChannels(paths))[channel]?.digest
-  if (dryRun) return { channel, digest: '(computed on import)', path: paths.images, previous: before, alreadyStored: false }
+  if (opts.dryRun) return { channel, digest: '(computed on import)', path: paths.images, previous: before, alreadyStored: false, info }
   await mkdir(paths.images, { recursive: true, mode: 0o755 })
-  const tmp = join(paths.images, `.import-${process.pid}-${Date.now()}.qcow2`)
+  let tmp = file
   let digest: string
-  try {
-    digest = await copyHashing(file, tmp)
-  } catch (e) {
-    await rm(tmp, { force: true })
-    throw e
+  if (opts.move) digest = await sha256File(file)
+  else {
+    tmp = join(paths.images, `.import-${process.pid}-${Date.now()}.qcow2`)
+    try {
+      digest = await copyHashing(file, tmp)
+    } catch (e) {
+      await rm(tmp, { force: true })
+      throw e
+    }
   }
   const dst = imagePath(paths, digest)
   const alreadyStored = existsSync(dst)
@@ -120,7 +130,13 @@ export async function importImage(paths: Paths, file: string, channel: string, d
     await rename(tmp, dst)
   }
   await setChannel(paths, channel, digest)
-  return { channel, digest, path: dst, previous: before, alreadyStored }
+  return { channel, digest, path: dst, previous: before, alreadyStored, info }
+}
+
+/** The store digest an overlay is backed by (from its real backing file), if it is a store image. */
+export async function overlayBaseDigest(paths: Paths, overlay: string): Promise<string | undefined> {
+  const inf = await qemuImg.info(overlay)
+  return (inf.backingFilename && digestOfPath(paths, inf.backingFilename)) || undefined
 }
 
 /** Points a channel at a stored digest, remembering the one before. */

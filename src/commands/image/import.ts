@@ -20,7 +20,7 @@ export default class ImageImport extends BaseCommand<typeof ImageImport> {
   async run(): Promise<ImportResult> {
     const bad = checkChannel(this.flags.name)
     if (bad) throw new UserError(bad)
-    const r = await importImage(this.paths(), this.args.file, channelKey(this.flags.name, this.flags.arch as Arch), this.flags['dry-run'])
+    const r = await importImage(this.paths(), this.args.file, channelKey(this.flags.name, this.flags.arch as Arch), { dryRun: this.flags['dry-run'] })
     if (!this.jsonEnabled()) {
       this.log(`${r.channel} → ${r.digest}${r.alreadyStored ? ' (already in the store)' : ''}${r.previous && r.previous !== r.digest ? ` (was ${r.previous.slice(0, 12)})` : ''}`)
     }
