@@ -2,6 +2,7 @@
 import { existsSync, statSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { UserError } from './errors.js'
+import type { VmName } from './name.js'
 import { defaultStateDir, type Env } from './util/env.js'
 
 export interface Paths {
@@ -11,6 +12,12 @@ export interface Paths {
   state: string
   images: string
   vms: string
+  /** Lock files (flock; never deleted): vm-NAME.lock, store.lock. */
+  locks: string
+  /** Intent records of operations in progress: NAME.json per VM, store.json. */
+  ops: string
+  /** 0700 scratch folders, one per running operation (they may hold private host keys). */
+  tmp: string
 }
 
 /** The nearest ancestor of `start` holding machines/, or undefined. */
@@ -50,11 +57,19 @@ export function statePaths(repo: string, state: string): Paths {
     state,
     images: join(state, 'images'),
     vms: join(state, 'vms'),
+    locks: join(state, 'locks'),
+    ops: join(state, 'ops'),
+    tmp: join(state, 'tmp'),
   }
 }
 
-/** Files of one VM in the state directory. */
-export function vmFiles(paths: Paths, name: string) {
+/** The image store's lock: exclusive for gc, import and build; shared while an overlay is made. */
+export function storeLock(paths: Paths): string {
+  return join(paths.locks, 'store.lock')
+}
+
+/** Files of one VM in the state directory (only a VmName, so never outside vms/). */
+export function vmFiles(paths: Paths, name: VmName) {
   const dir = join(paths.vms, name)
   return {
     dir,
@@ -62,7 +77,7 @@ export function vmFiles(paths: Paths, name: string) {
     var: join(dir, 'var.qcow2'),
     nvram: join(dir, 'OVMF_VARS.fd'),
     console: join(dir, 'console.log'),
-    lock: join(paths.vms, `.${name}.lock`),
+    lock: join(paths.locks, `vm-${name}.lock`),
   }
 }
 export type VmFiles = ReturnType<typeof vmFiles>

@@ -3,6 +3,7 @@
 import { execa, type Options } from 'execa'
 import { ToolError } from '../errors.js'
 import { words, type Env } from '../util/env.js'
+import { childCancelSignal, interruptedError } from '../util/interrupt.js'
 
 export interface RunOptions {
   env?: Record<string, string>
@@ -13,6 +14,10 @@ export interface RunOptions {
   privileged?: boolean
   timeoutMs?: number
   cwd?: string
+  /** An open file descriptor the child gets as its fd 3 (flock on a held lock file). */
+  fd3?: number
+  /** Not cancelled by Ctrl-C (undo steps run after an interrupt). */
+  uncancellable?: boolean
 }
 
 export interface RunResult {
@@ -38,18 +43,23 @@ export async function tryRun(cmd: string[], args: string[], opts: RunOptions = {
   const argv = commandLine([...cmd, ...args], opts.privileged)
   const [file, ...rest] = argv
   if (!file) throw new ToolError('(empty command)', args, undefined, 'no command given')
+  const stdin = opts.input === undefined ? 'ignore' : 'pipe'
+  const stderr = opts.inheritStderr ? 'inherit' : 'pipe'
   const options: Options = {
     reject: false,
     env: opts.env,
     input: opts.input,
     cwd: opts.cwd,
     timeout: opts.timeoutMs,
-    stdin: opts.input === undefined ? 'ignore' : undefined,
-    stderr: opts.inheritStderr ? 'inherit' : 'pipe',
+    // fd 3 is how a child gets a held lock file (flock); node opens every other file close-on-exec.
+    ...(opts.fd3 === undefined ? { stdin, stderr } : { stdio: [stdin, 'pipe', stderr, opts.fd3] as unknown as Options['stdio'] }),
     encoding: 'utf8',
     stripFinalNewline: false,
+    // Ctrl-C / SIGTERM stop the running child; the step then fails and its undo runs.
+    cancelSignal: opts.uncancellable ? undefined : childCancelSignal(),
   }
   const r = await execa(file, rest, options)
+  if (r.isCanceled) throw interruptedError()
   if (r.failed && r.exitCode === undefined) {
     // Not started at all (ENOENT) or killed by timeout.
     const why = r.timedOut ? `timed out after ${opts.timeoutMs} ms` : (r.cause instanceof Error ? r.cause.message : (r.shortMessage ?? 'failed'))

@@ -1,3 +1,4 @@
+import { vmName } from '../name.js'
 import { Flags } from '@oclif/core'
 import { readFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
@@ -17,8 +18,7 @@ export default class Console extends BaseCommand<typeof Console> {
   }
 
   async run(): Promise<{ name: string; log?: string }> {
-    const { name } = this.args
-    assertName(name)
+    const name = vmName(this.args.name)
     if (this.flags.log) {
       const file = vmFiles(this.paths(), name).console
       if (!existsSync(file)) throw new UserError(`machine ${name}: no console log yet at ${file}`, `Start it: fleet start-vm ${name}`)

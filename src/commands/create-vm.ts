@@ -1,4 +1,5 @@
 import { Flags } from '@oclif/core'
+import { vmName } from '../name.js'
 import { BaseCommand } from '../base-command.js'
 import { dryRun, nameArg, virtType } from '../flags.js'
 import { ARCHES, DEFAULTS } from '../machines/model.js'
@@ -48,7 +49,7 @@ A failure or Ctrl-C half way removes everything this run created.`
     const given = await specFromFlags(f)
     const ask = f.yes || !canPrompt() ? undefined : askNewMachine
     const ctx = await this.context({ virtType: f['virt-type'], dryRun: f['dry-run'] })
-    const r = await createVm(ctx, this.args.name, { given, yes: f.yes, ask }, { start: f.start })
+    const r = await createVm(ctx, vmName(this.args.name), { given, yes: f.yes, ask }, { start: f.start })
     if (!this.jsonEnabled()) {
       this.log(`${r.dryRun ? 'Would create' : 'Created'} ${r.name} on ${r.baseDigest.slice(0, 12)} (${await ctx.virtType()})${r.started ? ', started' : r.defined ? ', defined' : ''}`)
       this.log(`  definition ${r.machineDir} (${r.definition})\n  boot ${r.boot}\n  /var ${r.var}\n  xml  ${r.xml}`)

@@ -1,3 +1,4 @@
+import { vmName } from '../name.js'
 import { BaseCommand } from '../base-command.js'
 import { dryRun, nameArg, virtType } from '../flags.js'
 import { defineVm, type DefineResult } from '../services/lifecycle.js'
@@ -8,7 +9,7 @@ export default class DefineVm extends BaseCommand<typeof DefineVm> {
   static override flags = { 'virt-type': virtType, 'dry-run': dryRun }
 
   async run(): Promise<DefineResult> {
-    const r = await defineVm(await this.context({ virtType: this.flags['virt-type'], dryRun: this.flags['dry-run'] }), this.args.name)
+    const r = await defineVm(await this.context({ virtType: this.flags['virt-type'], dryRun: this.flags['dry-run'] }), vmName(this.args.name))
     if (!this.jsonEnabled()) this.log(`${r.defined ? 'Defined' : 'Would define'} ${r.name} from ${r.xml}${r.xmlChanged ? ' (XML changed)' : ''}`)
     return r
   }

@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core'
 import { confirm } from '@inquirer/prompts'
+import { vmName } from '../name.js'
 import { BaseCommand } from '../base-command.js'
 import { UserError } from '../errors.js'
 import { dryRun, nameArg } from '../flags.js'
@@ -17,7 +18,7 @@ export default class DestroyVm extends BaseCommand<typeof DestroyVm> {
   }
 
   async run(): Promise<DestroyResult> {
-    const { name } = this.args
+    const name = vmName(this.args.name)
     if (this.flags['delete-data'] && !this.flags.yes && !this.flags['dry-run']) {
       if (!process.stdin.isTTY) throw new UserError(`machine ${name}: --delete-data deletes the /var disk; pass --yes to confirm without a terminal`)
       if (!(await confirm({ message: `Delete the /var disk of ${name} for good?`, default: false }))) throw new UserError(`machine ${name}: not destroyed (data deletion not confirmed)`)

@@ -1,3 +1,4 @@
+import { vmName } from '../name.js'
 import { BaseCommand } from '../base-command.js'
 import { dryRun, nameArg, virtType } from '../flags.js'
 import { rollback, type RollbackResult } from '../services/upgrade.js'
@@ -8,7 +9,7 @@ export default class Rollback extends BaseCommand<typeof Rollback> {
   static override flags = { 'virt-type': virtType, 'dry-run': dryRun }
 
   async run(): Promise<RollbackResult> {
-    const r = await rollback(this.context({ virtType: this.flags['virt-type'], dryRun: this.flags['dry-run'] }), this.args.name)
+    const r = await rollback(this.context({ virtType: this.flags['virt-type'], dryRun: this.flags['dry-run'] }), vmName(this.args.name))
     if (!this.jsonEnabled()) this.log(`${r.name}: base ${r.baseFrom.slice(0, 12)} → ${r.baseTo.slice(0, 12)}${r.dryRun ? ' (dry run)' : ''}`)
     return r
   }

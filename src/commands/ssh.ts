@@ -1,4 +1,5 @@
 import { Args, Flags } from '@oclif/core'
+import { vmName } from '../name.js'
 import { BaseCommand } from '../base-command.js'
 import { sshInteractive } from '../adapters/ssh.js'
 import { UserError } from '../errors.js'
@@ -26,9 +27,9 @@ Network "user" VMs are reached on 127.0.0.1 at their sshPort; VMs on a libvirt n
 
   async run(): Promise<void> {
     const { argv } = await this.parse(Ssh)
-    const [name, ...rest] = argv as string[]
-    if (!name) throw new UserError('missing machine name', 'fleet ssh NAME [-- COMMAND...]')
-    assertName(name)
+    const [given, ...rest] = argv as string[]
+    if (!given) throw new UserError('missing machine name', 'fleet ssh NAME [-- COMMAND...]')
+    const name = vmName(given)
     if (this.jsonEnabled()) throw new UserError('--json is not available for an SSH session')
     const command = rest[0] === '--' ? rest.slice(1) : rest
     const opts = { user: this.flags.user, identity: this.flags.identity, batch: !process.stdin.isTTY }

@@ -1,3 +1,4 @@
+import { vmName } from '../name.js'
 import { BaseCommand } from '../base-command.js'
 import { dryRun, nameArg } from '../flags.js'
 import { startVm, type StateChange } from '../services/lifecycle.js'
@@ -8,7 +9,7 @@ export default class StartVm extends BaseCommand<typeof StartVm> {
   static override flags = { 'dry-run': dryRun }
 
   async run(): Promise<StateChange> {
-    const r = await startVm(await this.context({ dryRun: this.flags['dry-run'] }), this.args.name)
+    const r = await startVm(await this.context({ dryRun: this.flags['dry-run'] }), vmName(this.args.name))
     if (!this.jsonEnabled()) this.log(`${r.name}: ${r.before} → ${r.after}${r.dryRun ? ' (dry run)' : ''}`)
     return r
   }

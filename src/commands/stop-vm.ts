@@ -1,4 +1,5 @@
 import { Flags } from '@oclif/core'
+import { vmName } from '../name.js'
 import { BaseCommand } from '../base-command.js'
 import { dryRun, nameArg, timeout } from '../flags.js'
 import { stopVm, type StateChange } from '../services/lifecycle.js'
@@ -9,7 +10,7 @@ export default class StopVm extends BaseCommand<typeof StopVm> {
   static override flags = { timeout, force: Flags.boolean({ description: 'Power off (virsh destroy) if still running after the timeout' }), 'dry-run': dryRun }
 
   async run(): Promise<StateChange & { forced: boolean }> {
-    const r = await stopVm(await this.context({ dryRun: this.flags['dry-run'] }), this.args.name, { timeoutS: this.flags.timeout, force: this.flags.force })
+    const r = await stopVm(await this.context({ dryRun: this.flags['dry-run'] }), vmName(this.args.name), { timeoutS: this.flags.timeout, force: this.flags.force })
     if (!this.jsonEnabled()) this.log(`${r.name}: ${r.before} → ${r.after}${r.forced ? ' (forced off)' : ''}${r.dryRun ? ' (dry run)' : ''}`)
     return r
   }

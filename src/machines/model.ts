@@ -1,4 +1,5 @@
 // machine.json: the hardware side of a machine definition.
+import type { VmName } from '../name.js'
 
 export type Arch = 'x86_64' | 'aarch64'
 export const ARCHES: readonly Arch[] = ['x86_64', 'aarch64']
@@ -28,7 +29,7 @@ export const MACHINE_FIELDS: readonly (keyof MachineJson)[] = ['memory', 'vcpus'
 
 /** A loaded, validated machine. */
 export interface Machine extends MachineJson {
-  name: string
+  name: VmName
   dir: string
   memoryBytes: number
   varSizeBytes: number

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { UserError } from '../errors.js'
+import { vmName } from '../name.js'
 import type { Paths } from '../repo.js'
 import { parseSize } from '../util/units.js'
 import { IDENTITY_FILES, type Machine } from './model.js'
@@ -33,7 +34,7 @@ export async function loadMachine(paths: Paths, name: string): Promise<Machine> 
     throw new UserError(`machine ${name}: ${file} is not valid JSON: ${(e as Error).message}`)
   }
   const json = validateMachineJson(name, file, raw)
-  return { ...json, name, dir, memoryBytes: parseSize(json.memory)!, varSizeBytes: parseSize(json.varSize)! }
+  return { ...json, name: vmName(name), dir, memoryBytes: parseSize(json.memory)!, varSizeBytes: parseSize(json.varSize)! }
 }
 
 /** Names of all machines (folders with a machine.json), sorted. */

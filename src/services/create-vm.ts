@@ -1,5 +1,6 @@
 // create-vm: definition (if missing) → boot overlay → /var disk with identity → XML → define
 // (→ start). Every step registers its undo; a failure or Ctrl-C removes what this run made.
+import type { VmName } from '../name.js'
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, rm } from 'node:fs/promises'
 import * as libvirt from '../adapters/libvirt.js'
@@ -35,7 +36,7 @@ export interface CreateVmResult {
   timings: Record<string, number>
 }
 
-export async function createVm(ctx: FleetContext, name: string, req: NewMachineRequest, opts: { start: boolean }): Promise<CreateVmResult> {
+export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineRequest, opts: { start: boolean }): Promise<CreateVmResult> {
   assertName(name)
   const { paths } = ctx
   const dir = machineDir(paths, name)

@@ -1,4 +1,5 @@
 // Images with the channels that point at them and the VMs whose real backing chain uses them.
+import { isVmName } from '../name.js'
 import { existsSync } from 'node:fs'
 import { readdir } from 'node:fs/promises'
 import * as qemuImg from '../adapters/qemu-img.js'
@@ -19,7 +20,7 @@ export async function imageUsers(paths: Paths): Promise<Map<string, string[]>> {
   const users = new Map<string, string[]>()
   if (!existsSync(paths.vms)) return users
   for (const e of await readdir(paths.vms, { withFileTypes: true })) {
-    if (!e.isDirectory()) continue
+    if (!e.isDirectory() || !isVmName(e.name)) continue
     const f = vmFiles(paths, e.name)
     for (const overlay of [f.boot, `${f.boot}.previous`]) {
       if (!existsSync(overlay)) continue

@@ -4,6 +4,7 @@ import { rm } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as libvirt from '../adapters/libvirt.js'
 import { UserError } from '../errors.js'
+import type { VmName } from '../name.js'
 import { loadMachine } from '../machines/repository.js'
 import { vmFiles } from '../repo.js'
 import { withLock } from '../util/lock.js'
@@ -18,7 +19,7 @@ export interface DefineResult {
 }
 
 /** (Re)defines the domain from machines/<name> without touching disks. */
-export async function defineVm(ctx: FleetContext, name: string): Promise<DefineResult> {
+export async function defineVm(ctx: FleetContext, name: VmName): Promise<DefineResult> {
   const m = await loadMachine(ctx.paths, name)
   const files = vmFiles(ctx.paths, name)
   if (!existsSync(files.boot) || !existsSync(files.var)) {
@@ -43,7 +44,7 @@ async function stateOf(name: string): Promise<libvirt.DomainStateName> {
   return s
 }
 
-export async function startVm(ctx: FleetContext, name: string): Promise<StateChange> {
+export async function startVm(ctx: FleetContext, name: VmName): Promise<StateChange> {
   const before = await stateOf(name)
   if (before === 'running' || ctx.dryRun) return { name, before, after: ctx.dryRun ? 'running' : before, dryRun: ctx.dryRun }
   ctx.log(`Starting ${name}`)
@@ -62,7 +63,7 @@ export async function waitOff(name: string, timeoutMs: number): Promise<boolean>
 }
 
 /** ACPI shutdown, wait up to `timeoutS`; then destroy if `force`, else a clear error. */
-export async function stopVm(ctx: FleetContext, name: string, opts: { timeoutS: number; force: boolean }): Promise<StateChange & { forced: boolean }> {
+export async function stopVm(ctx: FleetContext, name: VmName, opts: { timeoutS: number; force: boolean }): Promise<StateChange & { forced: boolean }> {
   const before = await stateOf(name)
   if (!(await libvirt.isActive(name)) || ctx.dryRun) return { name, before, after: ctx.dryRun ? 'shut off' : before, dryRun: ctx.dryRun, forced: false }
   ctx.log(`Shutting down ${name} (ACPI, up to ${opts.timeoutS}s)`)
@@ -87,7 +88,7 @@ export interface DestroyResult {
 }
 
 /** Power off, undefine (with NVRAM), delete the boot overlay; /var stays unless deleteData. */
-export async function destroyVm(ctx: FleetContext, name: string, opts: { deleteData: boolean; timeoutS: number }): Promise<DestroyResult> {
+export async function destroyVm(ctx: FleetContext, name: VmName, opts: { deleteData: boolean; timeoutS: number }): Promise<DestroyResult> {
   const files = vmFiles(ctx.paths, name)
   const state = await libvirt.domainState(name)
   if (!state && !existsSync(files.dir)) {

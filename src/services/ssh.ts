@@ -1,6 +1,7 @@
 // fleet ssh: where a VM is reached and with which host key. The known_hosts entry comes from
 // machines/NAME/ssh_host_ed25519_key.pub, the key fleet itself put on the /var disk, so the very
 // first connection is verified.
+import type { VmName } from '../name.js'
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -20,7 +21,7 @@ export interface SshOptions {
 /** The one condition --wait waits out: a VM on a libvirt network without a lease yet. */
 class NoAddressYet extends UserError {}
 
-export async function sshTarget(paths: Paths, name: string, o: SshOptions): Promise<SshTarget> {
+export async function sshTarget(paths: Paths, name: VmName, o: SshOptions): Promise<SshTarget> {
   const m = await loadMachine(paths, name)
   const pubFile = join(m.dir, 'ssh_host_ed25519_key.pub')
   if (!existsSync(pubFile)) throw new UserError(`machine ${name}: ${pubFile} is missing, so the host key cannot be verified`)
@@ -51,7 +52,7 @@ export async function sshTarget(paths: Paths, name: string, o: SshOptions): Prom
 const KEY_MISMATCH = /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/
 
 /** Waits until a login works; stops at once on a host key mismatch (never trusted, never retried). */
-export async function waitForSsh(paths: Paths, name: string, o: SshOptions, timeoutS: number, log: (l: string) => void): Promise<SshTarget> {
+export async function waitForSsh(paths: Paths, name: VmName, o: SshOptions, timeoutS: number, log: (l: string) => void): Promise<SshTarget> {
   const deadline = Date.now() + timeoutS * 1000
   let lastLog = 0
   let lastError = ''

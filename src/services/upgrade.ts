@@ -1,6 +1,7 @@
 // fleet upgrade: for each VM, stop it, resync /var/identity exactly (all disks in ONE guestfish
 // launch), put a new boot overlay on the channel's current image beside the old one, switch,
 // keep the old one for rollback, redefine with the same UUID/MAC/NVRAM, restart if it ran.
+import type { VmName } from '../name.js'
 import { existsSync } from 'node:fs'
 import { readFile, rename, rm } from 'node:fs/promises'
 import { deviceOf, runGuestfish, type GfCommand } from '../adapters/guestfish.js'
@@ -148,7 +149,7 @@ export interface RollbackResult {
 }
 
 /** Swaps the current and previous boot overlays; /var is not touched. */
-export async function rollback(ctx: FleetContext, name: string): Promise<RollbackResult> {
+export async function rollback(ctx: FleetContext, name: VmName): Promise<RollbackResult> {
   const m = await loadMachine(ctx.paths, name)
   const files = vmFiles(ctx.paths, name)
   const prev = `${files.boot}.previous`

@@ -1,49 +1,114 @@
-// Cross-process locks: an exclusively created lock file holding the owner's pid. A lock whose
-// owner is gone is taken over; a live one makes us wait, then fail clearly.
-import { mkdir, open, readFile, rm } from 'node:fs/promises'
+// Cross-process locks that die with their process: flock(2) on a lock file that fleet keeps
+// open. Node has no flock, so util-linux `flock` takes it on fleet's own descriptor (passed as
+// fd 3): a flock belongs to the open file description, which stays with fleet after the child
+// exits. The kernel drops it when fleet's descriptor closes — on exit, crash or SIGKILL — so a
+// lock is never stale, never half-written and never released by someone else. Lock files are
+// never deleted (deleting a lock file while another process waits on it splits the lock).
+import { constants } from 'node:fs'
+import { mkdir, open, type FileHandle } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
-import { BusyError } from '../errors.js'
+import { tryRun } from '../adapters/exec.js'
+import { BusyError, ToolError } from '../errors.js'
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'
-  }
+export interface Lock {
+  file: string
+  release: () => Promise<void>
 }
 
-async function tryAcquire(file: string): Promise<boolean> {
+export interface LockOptions {
+  /** Shared (many holders) instead of exclusive. */
+  shared?: boolean
+  /** How long to wait for another holder; default FLEET_LOCK_WAIT_MS or 30 s. */
+  waitMs?: number
+  /** Told once when the lock is busy and fleet starts waiting. */
+  onWait?: (line: string) => void
+}
+
+async function openLockFile(file: string): Promise<FileHandle> {
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 })
+  // O_NOFOLLOW: a lock file is never a symlink planted elsewhere.
+  return open(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600)
+}
+
+/** flock on fh: true when taken, false when busy after `waitS` seconds (0: do not wait). */
+async function flock(fh: FileHandle, shared: boolean, waitS: number): Promise<boolean> {
+  const mode = shared ? '--shared' : '--exclusive'
+  const wait = waitS > 0 ? ['--wait', String(waitS)] : ['--nonblock']
+  // Lock acquisition must not be cancelled half way by Ctrl-C: it is quick or a bounded wait.
+  const r = await tryRun(['flock'], [mode, ...wait, '--conflict-exit-code', '75', '3'], { fd3: fh.fd, uncancellable: true })
+  if (r.exitCode === 0) return true
+  if (r.exitCode === 75) return false
+  throw new ToolError('flock', [mode, ...wait, '3'], r.exitCode, r.stderr)
+}
+
+async function holderOf(fh: FileHandle): Promise<string> {
+  const b = await fh.readFile({ encoding: 'utf8' }).catch(() => '')
+  return b.trim() || 'another fleet process'
+}
+
+/** Takes the lock, waiting up to waitMs; BusyError (exit 4) when it stays busy. */
+export async function acquire(file: string, what: string, opts: LockOptions = {}): Promise<Lock> {
+  const fh = await openLockFile(file)
   try {
-    const fh = await open(file, 'wx')
-    await fh.writeFile(`${process.pid}\n`)
+    const shared = Boolean(opts.shared)
+    if (!(await flock(fh, shared, 0))) {
+      const waitMs = opts.waitMs ?? Number(process.env.FLEET_LOCK_WAIT_MS ?? 30_000)
+      const holder = await holderOf(fh)
+      opts.onWait?.(`Waiting up to ${Math.round(waitMs / 1000)}s for ${what} (held by ${holder})`)
+      if (waitMs <= 0 || !(await flock(fh, shared, waitMs / 1000))) {
+        throw new BusyError(`${what} is locked by ${await holderOf(fh)}`, 'Wait for it to finish and run the command again. The lock goes away by itself when that process ends.')
+      }
+    }
+    if (!shared) {
+      // For the busy message of the next process only; the flock is what locks.
+      await fh.truncate(0)
+      await fh.write(`pid ${process.pid} (fleet ${process.argv.slice(2, 3).join(' ')})`, 0)
+    }
+  } catch (e) {
     await fh.close()
-    return true
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
-    const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim())
-    if (pid && pid !== process.pid && !alive(pid)) {
-      await rm(file, { force: true })
-      return tryAcquire(file)
-    }
-    return false
+    throw e
+  }
+  let released = false
+  return {
+    file,
+    release: async () => {
+      if (released) return
+      released = true
+      await fh.close() // closing the only descriptor drops the flock
+    },
   }
 }
 
-export async function withLock<T>(file: string, what: string, fn: () => Promise<T>, waitMs = Number(process.env.FLEET_LOCK_WAIT_MS ?? 30_000)): Promise<T> {
-  await mkdir(dirname(file), { recursive: true })
-  const deadline = Date.now() + waitMs
-  while (!(await tryAcquire(file))) {
-    if (Date.now() >= deadline) {
-      const pid = (await readFile(file, 'utf8').catch(() => '?')).trim()
-      throw new BusyError(`${what} is locked by another fleet process (pid ${pid})`, `Wait for it to finish, or remove ${file} if that process is gone.`)
-    }
-    await sleep(200)
+/** The lock if it is free right now, else undefined. */
+export async function tryAcquire(file: string, opts: { shared?: boolean } = {}): Promise<Lock | undefined> {
+  const fh = await openLockFile(file)
+  if (!(await flock(fh, Boolean(opts.shared), 0).catch(async (e) => {
+    await fh.close()
+    throw e
+  }))) {
+    await fh.close()
+    return undefined
   }
+  return { file, release: () => fh.close() }
+}
+
+export async function withLock<T>(file: string, what: string, fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
+  const lock = await acquire(file, what, opts)
   try {
     return await fn()
   } finally {
-    await rm(file, { force: true })
+    await lock.release()
+  }
+}
+
+/** Several locks in sorted order (two batches can never deadlock), duplicates once. */
+export async function withLocks<T>(entries: { file: string; what: string }[], fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
+  const unique = [...new Map(entries.map((e) => [e.file, e])).values()].sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0))
+  const held: Lock[] = []
+  try {
+    for (const e of unique) held.push(await acquire(e.file, e.what, opts))
+    return await fn()
+  } finally {
+    for (const l of held.reverse()) await l.release()
   }
 }
