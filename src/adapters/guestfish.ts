@@ -1,6 +1,9 @@
 // guestfish: writes identity files into /var disks. One appliance launch serves many disks.
+import { randomUUID } from 'node:crypto'
+import { ToolError } from '../errors.js'
 import { words } from '../util/env.js'
 import { run } from './exec.js'
+import { startSession, type Session } from './session.js'
 
 const guestfish = (): string[] => words(process.env.GUESTFISH || 'guestfish')
 
@@ -34,4 +37,89 @@ export async function runGuestfish(disks: string[], commands: GfCommand[], opts:
 
 export function deviceOf(index: number): string {
   return `/dev/sd${String.fromCharCode(97 + index)}`
+}
+
+/** One guestfish argument in its own quoting: double quotes, backslash escapes. */
+function quote(arg: string): string {
+  if (/[\0-\x1f]/.test(arg)) throw new Error(`guestfish argument with a control character: ${JSON.stringify(arg)}`)
+  return `"${arg.replace(/[\\"]/g, (c) => `\\${c}`)}"`
+}
+
+/**
+ * guestfish driven one command at a time over stdin, for work that must look before it writes
+ * (guestfish scripts have no conditionals). Each command is followed by `echo MARKER`, so its
+ * output is what stdout shows before the marker. A failing command ends guestfish (no `-`
+ * prefix), and the call rejects with a ToolError naming that command. If fleet dies, guestfish
+ * reads EOF after the command in flight and exits, and libguestfs stops the appliance.
+ */
+export class GuestfishSession {
+  private readonly marker = `--fleet-${randomUUID()}--`
+  private dead: ToolError | undefined
+
+  private constructor(private readonly session: Session, private readonly argv: string[]) {}
+
+  /** Starts guestfish on `disks` (disk i is deviceOf(i)) and launches the appliance. */
+  static async open(disks: string[]): Promise<GuestfishSession> {
+    const argv = ['--rw', '--format=qcow2', ...disks.flatMap((file) => ['-a', file])]
+    const g = new GuestfishSession(startSession(guestfish(), argv, { env: gfEnv(), privileged: true }), argv)
+    await g.call('run')
+    return g
+  }
+
+  private async call(...args: string[]): Promise<string> {
+    if (this.dead) throw this.dead
+    const [name, ...rest] = args
+    this.session.send(`${[name, ...rest.map(quote)].join(' ')}\necho ${this.marker}\n`)
+    const out: string[] = []
+    for (;;) {
+      const line = await this.session.nextLine()
+      if (line === this.marker) return out.join('\n')
+      if (line === undefined) break
+      out.push(line)
+    }
+    const r = await this.session.end()
+    const stderr = this.session.stderr()
+    this.dead = new ToolError(`${guestfish().join(' ')} ${this.argv.join(' ')}`, args, r.exitCode, r.error ?? stderr)
+    throw this.dead
+  }
+
+  private async bool(...args: string[]): Promise<boolean> {
+    const out = (await this.call(...args)).trim()
+    if (out !== 'true' && out !== 'false') throw new ToolError(guestfish().join(' '), args, 0, `unexpected answer: ${out}`)
+    return out === 'true'
+  }
+
+  /** Filesystem type on a device ('' when there is none). */
+  vfsType = async (device: string): Promise<string> => (await this.call('vfs-type', device)).trim()
+  vfsLabel = async (device: string): Promise<string> => (await this.call('vfs-label', device)).trim()
+  /** `e2fsck -f -p`: replays the journal and repairs what is safe; rejects if errors remain. */
+  e2fsck = async (device: string): Promise<void> => void (await this.call('e2fsck', device, 'correct:true'))
+  mount = async (device: string, at = '/'): Promise<void> => void (await this.call('mount', device, at))
+  umount = async (at = '/'): Promise<void> => void (await this.call('umount', at))
+  /** True if `path` exists (a dangling symlink counts). */
+  exists = async (path: string): Promise<boolean> => (await this.bool('exists', path)) || (await this.bool('is-symlink', path))
+  isDir = (path: string): Promise<boolean> => this.bool('is-dir', path)
+  /** rename(2): atomic, and refuses to move a folder onto a non-empty one. */
+  rename = async (from: string, to: string): Promise<void> => void (await this.call('rename', from, to))
+  rmRf = async (path: string): Promise<void> => void (await this.call('rm-rf', path))
+  mkdir = async (path: string, mode: number): Promise<void> => {
+    await this.call('mkdir-mode', path, `0${mode.toString(8)}`)
+    await this.call('chmod', `0${mode.toString(8)}`, path)
+  }
+  /** Copies a local file in, then sets mode and owner. */
+  upload = async (local: string, path: string, mode: number, uid = 0, gid = 0): Promise<void> => {
+    await this.call('upload', local, path)
+    await this.call('chmod', `0${mode.toString(8)}`, path)
+    await this.call('chown', String(uid), String(gid), path)
+  }
+  chown = async (uid: number, gid: number, path: string): Promise<void> => void (await this.call('chown', String(uid), String(gid), path))
+  /** Flushes everything written so far to the disk images. */
+  sync = async (): Promise<void> => void (await this.call('sync'))
+
+  /** Ends guestfish (EOF on stdin): it unmounts, syncs and stops the appliance. */
+  async close(): Promise<void> {
+    if (this.dead) return
+    const r = await this.session.end()
+    if (r.exitCode !== 0) throw new ToolError(guestfish().join(' '), this.argv, r.exitCode, r.error ?? this.session.stderr())
+  }
 }

@@ -1,4 +1,5 @@
 // qemu-img: overlays, /var disks, conversion, info (backing chains) and checks.
+import { ToolError } from '../errors.js'
 import { words } from '../util/env.js'
 import { run, tryRun } from './exec.js'
 
@@ -60,13 +61,39 @@ export async function backingChain(file: string): Promise<ImageInfo[]> {
   return (JSON.parse(r.stdout) as RawInfo[]).map(toInfo)
 }
 
-export async function check(file: string): Promise<{ ok: boolean; output: string }> {
-  const r = await tryRun(qemuImg(), ['check', '-q', file])
+export async function check(file: string, format?: string): Promise<{ ok: boolean; output: string }> {
+  const r = await tryRun(qemuImg(), ['check', '-q', ...(format ? ['-f', format] : []), file], { timeoutMs: format ? 300_000 : undefined })
   return { ok: r.exitCode === 0, output: (r.stdout + r.stderr).trim() }
 }
 
-/** True if some process (a running qemu) holds a write lock on the image. */
+/** What `info -f FORMAT` says about an untrusted image: the format is forced, never probed. */
+export interface StrictInfo extends ImageInfo {
+  dataFile?: string
+  encrypted: boolean
+  corrupt: boolean
+}
+
+/** Info of an untrusted image read as `format`, or qemu-img's message when it cannot be read so. */
+export async function inspect(file: string, format: string): Promise<StrictInfo | string> {
+  const r = await tryRun(qemuImg(), ['info', '-f', format, '--output=json', file], { timeoutMs: 60_000 })
+  if (r.exitCode !== 0) return (r.stderr || r.stdout).trim()
+  const raw = JSON.parse(r.stdout) as RawInfo & { 'format-specific'?: { data?: { 'data-file'?: string; encrypt?: unknown; corrupt?: boolean } } }
+  const data = raw['format-specific']?.data ?? {}
+  return { ...toInfo(raw), dataFile: data['data-file'], encrypted: data.encrypt !== undefined, corrupt: data.corrupt === true }
+}
+
+/** qemu-img's answer when another process (a running qemu, a guestfish appliance) holds the image writable. */
+const HELD = /Failed to get (shared )?"write" lock|Is another process using the image/
+
+/**
+ * True if some process holds the image open read-write. `info` without `-U` asks for the shared
+ * locks a reader needs, which qemu refuses while a writer holds the image; other failures (no such
+ * file, not an image) are tool errors, never a silent "not locked".
+ */
 export async function isLocked(file: string): Promise<boolean> {
-  const r = await tryRun(qemuImg(), ['info', '--force-share=off', '--output=json', file])
-  return r.exitCode !== 0 && /lock/i.test(r.stderr)
+  const args = ['info', '--output=json', file]
+  const r = await tryRun(qemuImg(), args)
+  if (r.exitCode === 0) return false
+  if (HELD.test(r.stderr)) return true
+  throw new ToolError(qemuImg().join(' '), args, r.exitCode, r.stderr || r.stdout)
 }

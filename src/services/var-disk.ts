@@ -1,8 +1,9 @@
 // The /var disk: ext4 labelled `var` holding identity/ (DESIGN.md modes), home/ and log/journal/.
 import { mkdtemp, mkdir, chmod, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { deviceOf, runGuestfish, type GfCommand } from '../adapters/guestfish.js'
+import { basename, dirname, join } from 'node:path'
+import { deviceOf, GuestfishSession, runGuestfish, type GfCommand } from '../adapters/guestfish.js'
+import { UserError } from '../errors.js'
 import { chownRoot, mkfsExt4FromDir } from '../adapters/mkfs.js'
 import * as qemuImg from '../adapters/qemu-img.js'
 import { identityMode } from '../machines/model.js'
@@ -17,29 +18,56 @@ export function varDiskMethod(env = process.env): VarDiskMethod {
 /** Folders every /var disk has besides identity/. */
 const SKELETON = ['home', 'log', 'log/journal']
 
+/** The identity files written into `dir` (0600 files in a 0700 folder), to be uploaded. */
+async function stageIdentity(identity: Map<string, Buffer>, dir: string): Promise<{ name: string; local: string }[]> {
+  await mkdir(dir, { mode: 0o700 })
+  const out: { name: string; local: string }[] = []
+  for (const [name, data] of identity) {
+    const local = join(dir, String(out.length))
+    await writeFile(local, data, { mode: 0o600, flag: 'wx' })
+    out.push({ name, local })
+  }
+  return out
+}
+
 /**
- * A new /var disk at `file` (qcow2). 'mkfs' builds the filesystem in userspace with
- * `mkfs.ext4 -d` (no appliance, ~0.1 s); 'guestfish' formats and writes through the libguestfs
- * appliance (~30 s under TCG). Tests show both give the same files, modes and owners.
+ * A 0700 folder inside `tmpDir` for staged copies (they include the SSH host private key),
+ * removed on every path. Without a tmpDir (callers not yet passing one), a 0700 folder beside
+ * `beside` is used, never the shared system temp folder.
  */
-export async function createVarDisk(file: string, sizeBytes: number, identity: Map<string, Buffer>, method = varDiskMethod()): Promise<void> {
-  if (method === 'guestfish') {
-    await qemuImg.createQcow2(file, sizeBytes)
-    const ic = await identityCommands(identity)
-    try {
+async function withStaging<T>(tmpDir: string | undefined, beside: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = tmpDir ? await mkdtemp(join(tmpDir, 'var-')) : await mkdtemp(join(dirname(beside), `.${basename(beside)}.staging-`))
+  try {
+    return await fn(dir)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+/**
+ * A new /var disk at `file` (qcow2, mode 0600: it holds the SSH host private key). 'mkfs' builds
+ * the filesystem in userspace with `mkfs.ext4 -d` (no appliance, ~0.1 s); 'guestfish' formats and
+ * writes through the libguestfs appliance (~30 s under TCG). Tests show both give the same files,
+ * modes and owners. Staged copies of the identity live only inside `tmpDir` (a 0700 folder the
+ * caller creates and removes).
+ */
+export async function createVarDisk(file: string, sizeBytes: number, identity: Map<string, Buffer>, method = varDiskMethod(), tmpDir?: string): Promise<void> {
+  // qemu-img create/convert reuse an existing file and keep its mode: make it 0600 before any byte.
+  await writeFile(file, '', { mode: 0o600 })
+  await chmod(file, 0o600)
+  await withStaging(tmpDir, file, async (work) => {
+    if (method === 'guestfish') {
+      await qemuImg.createQcow2(file, sizeBytes)
+      const staged = await stageIdentity(identity, join(work, 'identity'))
       await runGuestfish([file], [
         ['mkfs', 'ext4', deviceOf(0), `label:${VAR_LABEL}`],
         ['mount', deviceOf(0), '/'],
         ...SKELETON.map((d) => ['mkdir-p', `/${d}`]),
-        ...ic.commands,
+        ['mkdir-mode', '/identity', '0755'], ['chmod', '0755', '/identity'],
+        ...staged.flatMap(({ name, local }) => uploadCommands(local, `/identity/${name}`, identityMode(name))),
       ])
-    } finally {
-      await ic.cleanup()
+      return
     }
-    return
-  }
-  const work = await mkdtemp(join(tmpdir(), 'fleet-var-'))
-  try {
     const root = join(work, 'root')
     await mkdir(join(root, 'identity'), { recursive: true })
     for (const d of SKELETON) await mkdir(join(root, d), { recursive: true })
@@ -55,12 +83,97 @@ export async function createVarDisk(file: string, sizeBytes: number, identity: M
       await chownRoot(raw, ['/identity', ...SKELETON.map((d) => `/${d}`), ...[...identity.keys()].map((n) => `/identity/${n}`)])
     }
     await qemuImg.convert(raw, 'raw', file)
-  } finally {
-    await rm(work, { recursive: true, force: true })
+  })
+  await chmod(file, 0o600)
+}
+
+function uploadCommands(local: string, path: string, mode: number): GfCommand[] {
+  return [['upload', local, path], ['chmod', `0${mode.toString(8)}`, path], ['chown', '0', '0', path]]
+}
+
+const IDENTITY = '/identity'
+const NEW = '/identity.new'
+const OLD = '/identity.old'
+
+/**
+ * Makes /identity on each /var disk hold exactly its `identity` (modes from identityMode(),
+ * owner 0:0), in ONE guestfish appliance launch for all disks.
+ *
+ * Refuses, before writing anything, a disk that a process holds open (a running VM), that is not
+ * ext4 labelled `var`, or whose filesystem `e2fsck -f -p` (journal replayed) cannot leave clean.
+ * The new set is written complete to /identity.new and synced, then swapped in with two renames
+ * (/identity → /identity.old, /identity.new → /identity); so a failure or kill at any point leaves a
+ * complete identity, old or new, and the next call converges from whatever it finds: a lone
+ * /identity.old (killed between the renames) is the old identity and is moved back first.
+ * Staged copies (they include the SSH host private key) live only inside `tmpDir`, a 0700 folder
+ * the caller creates and removes; this function removes its own files there on every path.
+ */
+export async function resyncIdentity(disks: { file: string; identity: Map<string, Buffer> }[], tmpDir: string): Promise<void> {
+  if (!disks.length) return
+  for (const d of disks) {
+    if (await qemuImg.isLocked(d.file)) throw inUse(d.file)
+  }
+  await withStaging(tmpDir, tmpDir, async (work) => {
+    const staged = await Promise.all(disks.map((d, i) => stageIdentity(d.identity, join(work, String(i)))))
+    let g: GuestfishSession
+    try {
+      g = await GuestfishSession.open(disks.map((d) => d.file))
+    } catch (e) {
+      // A VM started since the check above: the appliance could not take the write lock.
+      for (const d of disks) if (await qemuImg.isLocked(d.file).catch(() => false)) throw inUse(d.file)
+      throw e
+    }
+    try {
+      for (const [i, d] of disks.entries()) await checkVarFilesystem(g, deviceOf(i), d.file)
+      for (const [i, files] of staged.entries()) {
+        await g.mount(deviceOf(i), '/')
+        await swapIdentity(g, files)
+        await g.umount('/')
+      }
+    } finally {
+      await g.close()
+    }
+  })
+}
+
+function inUse(file: string): UserError {
+  return new UserError(`/var disk ${file} is in use by another process (a running VM?); nothing was written to it`, 'Stop the VM that uses it (fleet stop-vm NAME), then run the command again.')
+}
+
+/** Refuses a disk that is not a clean ext4 labelled `var`, naming it. */
+async function checkVarFilesystem(g: GuestfishSession, device: string, file: string): Promise<void> {
+  const type = await g.vfsType(device)
+  if (type !== 'ext4') throw new UserError(`/var disk ${file} holds ${type ? `a ${type} filesystem` : 'no filesystem'}, not ext4 labelled "${VAR_LABEL}"; nothing was written to it`, 'Check that the path points at a VM\'s var.qcow2.')
+  const label = await g.vfsLabel(device)
+  if (label !== VAR_LABEL) throw new UserError(`/var disk ${file} is ext4 labelled "${label}", not "${VAR_LABEL}"; nothing was written to it`, 'Check that the path points at a VM\'s var.qcow2.')
+  try {
+    await g.e2fsck(device)
+  } catch (e) {
+    const err = new UserError(`/var disk ${file}: e2fsck -f -p found errors it cannot repair safely; nothing was written to it`, `Repair it by hand first (e.g. guestfish -a ${file} run : e2fsck /dev/sda forceall:true), then run the command again.`)
+    throw Object.assign(err, { cause: e })
   }
 }
 
+/** On the mounted disk: finish or undo an interrupted swap, write /identity.new, swap it in. */
+async function swapIdentity(g: GuestfishSession, files: { name: string; local: string }[]): Promise<void> {
+  // Killed between the two renames: /identity.old is the complete old identity; put it back.
+  if (!(await g.exists(IDENTITY)) && (await g.exists(OLD))) await g.rename(OLD, IDENTITY)
+  await g.rmRf(OLD)
+  await g.rmRf(NEW)
+  await g.mkdir(NEW, 0o755)
+  await g.chown(0, 0, NEW)
+  for (const { name, local } of files) await g.upload(local, `${NEW}/${name}`, identityMode(name))
+  // The new files reach the disk before any rename that makes them the identity.
+  await g.sync()
+  if (await g.exists(IDENTITY)) await g.rename(IDENTITY, OLD)
+  await g.rename(NEW, IDENTITY)
+  await g.sync()
+  await g.rmRf(OLD)
+}
+
 /**
+ * @deprecated Use resyncIdentity (checks the filesystem, writes beside the old identity and swaps,
+ * stages inside the caller's tmpDir). Kept until upgrade.ts switches to it.
  * guestfish commands that make /identity hold exactly `identity` (on a mounted filesystem):
  * files not in the set are removed, the rest uploaded with their modes. Returns the temp
  * folder with the uploaded copies so the caller can remove it.
