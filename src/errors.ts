@@ -6,8 +6,8 @@ export const ExitCode = { ok: 0, bug: 1, user: 2, tool: 3, busy: 4 } as const
 /** Something the user can fix: bad input, missing file, name already taken. */
 export class UserError extends Error {
   readonly exitCode: number = ExitCode.user
-  constructor(message: string, readonly hint?: string) {
-    super(message)
+  constructor(message: string, readonly hint?: string, options?: ErrorOptions) {
+    super(message, options)
     this.name = 'UserError'
   }
 }

@@ -1,14 +1,15 @@
 // Reading and writing machines/<name>/ in the fleet repository.
 import { existsSync } from 'node:fs'
-import { readdir, readFile } from 'node:fs/promises'
+import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { UserError } from '../errors.js'
 import { vmName } from '../name.js'
 import type { Paths } from '../repo.js'
+import { DataFileRefused, describePath, isRealDir, readDataFile } from '../util/data-file.js'
 import { parseSize } from '../util/units.js'
 import { IDENTITY_FILES, type Machine } from './model.js'
 import { validateIdentity } from './spec-checks.js'
-import { checkFleetUnique, checkName, validateMachineJson } from './validate.js'
+import { checkFleetUnique, checkName, checkText, validateMachineJson } from './validate.js'
 
 export function machineDir(paths: Paths, name: string): string {
   return join(paths.machines, name)
@@ -24,17 +25,31 @@ export async function loadMachine(paths: Paths, name: string): Promise<Machine> 
   assertName(name)
   const dir = machineDir(paths, name)
   const file = join(dir, 'machine.json')
-  if (!existsSync(file)) {
-    throw new UserError(`machine ${name}: ${file} does not exist`, `Create it with \`fleet create-vm ${name}\`.`)
+  if (existsSync(dir) && !(await isRealDir(dir))) {
+    throw new UserError(`machine ${name}: ${dir} ${await describePath(dir)}`.replace(/regular file$/, 'real folder'), `Make ${dir} a folder of its own (not a link to one).`)
   }
+  const bytes = await readMachineFile(name, file)
+  if (!bytes) throw new UserError(`machine ${name}: ${file} does not exist`, `Create it with \`fleet create-vm ${name}\`.`)
   let raw: unknown
   try {
-    raw = JSON.parse(await readFile(file, 'utf8'))
+    const bad = checkText(bytes)
+    if (bad) throw new Error(bad)
+    raw = JSON.parse(bytes.toString('utf8'))
   } catch (e) {
-    throw new UserError(`machine ${name}: ${file} is not valid JSON: ${(e as Error).message}`)
+    throw new UserError(`machine ${name}: ${file} is not valid JSON: ${(e as Error).message}`, `Edit ${file}, or restore it from git.`)
   }
   const json = validateMachineJson(name, file, raw)
   return { ...json, name: vmName(name), dir, memoryBytes: parseSize(json.memory)!, varSizeBytes: parseSize(json.varSize)! }
+}
+
+/** A file of machines/<name>/ as data: no symlinks, fifos or folders, at most 64 KiB; undefined if absent. */
+async function readMachineFile(name: string, file: string): Promise<Buffer | undefined> {
+  try {
+    return await readDataFile(file)
+  } catch (e) {
+    if (!(e instanceof DataFileRefused)) throw e
+    throw new UserError(`machine ${name}: ${e.message}`, `Replace ${file} with a plain file (restore it from git), or remove it if it is optional.`, { cause: e })
+  }
 }
 
 /** Names of all machines (folders with a machine.json), sorted. */
@@ -58,8 +73,8 @@ export async function loadAllMachines(paths: Paths): Promise<Machine[]> {
 export async function readIdentity(machine: Machine): Promise<Map<string, Buffer>> {
   const files = new Map<string, Buffer>()
   for (const f of IDENTITY_FILES) {
-    const p = join(machine.dir, f)
-    if (existsSync(p)) files.set(f, await readFile(p))
+    const bytes = await readMachineFile(machine.name, join(machine.dir, f))
+    if (bytes) files.set(f, bytes)
   }
   for (const required of ['machine-id', 'hostname', 'ssh_host_ed25519_key', 'ssh_host_ed25519_key.pub']) {
     if (!files.has(required)) {

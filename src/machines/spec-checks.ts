@@ -2,6 +2,7 @@
 // machine.json loading all go through these, so a value refused in one place is refused in all.
 import { fingerprint } from '../adapters/ssh-keygen.js'
 import { UserError } from '../errors.js'
+import { checkHostKeyPair } from './host-key.js'
 import type { Machine } from './model.js'
 import type { NewMachineSpec } from './new-machine.js'
 import * as v from './validate.js'
@@ -77,18 +78,28 @@ export async function validateIdentity(m: Pick<Machine, 'name' | 'dir'>, files: 
   const fail = (f: string, msg: string): never => {
     throw new UserError(`${where(f)}: ${msg}`, `Edit ${m.dir}/${f} and fix that line.`)
   }
-  const id = files.get('machine-id')?.toString('utf8').trim()
-  if (id !== undefined) {
-    const bad = v.checkMachineId(id)
-    if (bad) fail('machine-id', bad)
+  for (const [f, buf] of files) {
+    const bad = v.checkText(buf)
+    if (bad) fail(f, `${f} ${bad}`)
+  }
+  for (const [f, check] of [['machine-id', v.checkMachineId], ['hostname', v.checkHostname]] as const) {
+    const text = files.get(f)?.toString('utf8')
+    if (text === undefined) continue
+    const bad = /\n./s.test(text.trimEnd()) ? `${f} "${text.trimEnd()}" must be a single line` : check(text.trim())
+    if (bad) fail(f, bad)
+  }
+  const priv = files.get('ssh_host_ed25519_key')
+  const pub = files.get('ssh_host_ed25519_key.pub')
+  if (priv && pub) {
+    const bad = checkHostKeyPair(priv.toString('utf8'), pub.toString('utf8'))
+    if (bad) throw new UserError(`${where(bad.file)}: ${bad.msg}`, `Restore the pair from git, or make a new one: ssh-keygen -t ed25519 -N '' -f ${m.dir}/ssh_host_ed25519_key`)
   }
   for (const [f, proto] of [['tcp_ports', 'tcp'], ['udp_ports', 'udp']] as const) {
     const bad = v.checkPorts(proto, fileLines(files.get(f)))
     if (bad) fail(f, bad)
   }
   for (const line of fileLines(files.get('resolv.conf'))) {
-    const [word, addr] = line.split(/\s+/)
-    const bad = word === 'nameserver' ? v.checkDns(addr ?? '') : undefined
+    const bad = v.checkResolvLine(line)
     if (bad) fail('resolv.conf', bad)
   }
   for (const line of fileLines(files.get('hosts'))) {

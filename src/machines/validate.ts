@@ -74,8 +74,13 @@ export const checkDns: Check = (v) => (isIP(v) ? undefined : `DNS server "${v}" 
 /** An extra /etc/hosts line: "ADDRESS NAME [NAME...]", address an IP. */
 export const checkHostsLine: Check = (v) => {
   if (/[\n\r]/.test(v) || !/^\S+\s+\S/.test(v.trim())) return `hosts line "${v}" must be "ADDRESS NAME..."`
-  const addr = v.trim().split(/\s+/)[0]!
-  return isIP(addr) ? undefined : `hosts line "${v}": address "${addr}" is not an IP address`
+  const [addr, ...words] = v.trim().split(/\s+/)
+  const comment = words.findIndex((w) => w.startsWith('#'))
+  const names = comment < 0 ? words : words.slice(0, comment)
+  if (!names.length) return `hosts line "${v}" must be "ADDRESS NAME..."`
+  if (!isIP(addr!)) return `hosts line "${v}": address "${addr}" is not an IP address`
+  const name = names.find((n) => checkHostname(n))
+  return name === undefined ? undefined : `hosts line "${v}": name "${name}" is not an RFC 1123 host name`
 }
 
 /** Memory the guest may not have: more than the host's RAM. */
@@ -100,7 +105,56 @@ export function checkEach(list: readonly string[], check: Check): string | undef
   return undefined
 }
 
-export const checkMachineId: Check = (v) => (/^[0-9a-f]{32}$/.test(v) ? undefined : `machine-id "${v}" must be 32 lowercase hex digits`)
+export const checkMachineId: Check = (v) =>
+  !/^[0-9a-f]{32}$/.test(v) ? `machine-id "${v}" must be 32 lowercase hex digits`
+    : /^0+$/.test(v) ? `machine-id "${v}" must not be all zeros` : undefined
+
+/** A host name per RFC 1123: dot-separated labels of a-z, 0-9 and '-', at most 253 characters. */
+export const checkHostname: Check = (v) => {
+  const label = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/
+  if (v.length === 0) return 'hostname is empty'
+  if (v.length > 253 || !v.split('.').every((l) => label.test(l))) {
+    return `hostname "${v}" is not an RFC 1123 host name (labels of letters, digits and '-', 1-63 characters each, 253 at most)`
+  }
+  return undefined
+}
+
+const RESOLV_OPTION = /^(ndots|timeout|attempts):\d{1,2}$|^(debug|rotate|no-check-names|inet6|edns0|single-request|single-request-reopen|no-tld-query|use-vc|no-reload|trust-ad|no-aaaa)$/
+
+/** A resolv.conf line: nameserver IP, search/domain host names, options from resolv.conf(5). */
+export const checkResolvLine: Check = (v) => {
+  const [word, ...rest] = v.split(/\s+/)
+  const bad = (why: string) => `resolv.conf line "${v}": ${why}`
+  switch (word) {
+    case 'nameserver':
+      return rest.length !== 1 ? bad('nameserver takes one IP address') : checkDns(rest[0]!)
+    case 'search':
+    case 'domain': {
+      const name = rest.find((n) => checkHostname(n.replace(/\.$/, '')))
+      return rest.length === 0 ? bad(`${word} needs a domain`) : name !== undefined ? bad(`"${name}" is not a domain name`) : undefined
+    }
+    case 'options': {
+      const opt = rest.find((o) => !RESOLV_OPTION.test(o))
+      return rest.length === 0 ? bad('options needs an option') : opt !== undefined ? bad(`unknown option "${opt}"`) : undefined
+    }
+    case 'sortlist':
+      return rest.every((p) => isIP(p.split('/')[0]!)) && rest.length ? undefined : bad('sortlist takes ADDRESS[/NETMASK] pairs')
+    default:
+      return bad(`unknown keyword "${word}" (nameserver, search, domain, options, sortlist)`)
+  }
+}
+
+/** Identity files are text: UTF-8 without NUL or other control characters (tab and newline aside). */
+export function checkText(buf: Buffer): string | undefined {
+  let text: string
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(buf)
+  } catch {
+    return 'is not UTF-8 text'
+  }
+  const ctl = /[\u0000-\u0008\u000b-\u001f\u007f]/.exec(text)
+  return ctl ? `holds the control character ${JSON.stringify(ctl[0])} at offset ${ctl.index}` : undefined
+}
 
 /** Lines of a key or identity file that carry data (no blanks, no comments), trimmed. */
 export function dataLines(text: string): string[] {

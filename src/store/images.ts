@@ -1,13 +1,15 @@
 // The image store: images/<sha256>.qcow2, read-only and never overwritten, plus channels
 // (images/channels.json) that point at one digest each and remember the ones before.
 import { existsSync } from 'node:fs'
-import { chmod, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
+import { chmod, mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import * as qemuImg from '../adapters/qemu-img.js'
 import { UserError } from '../errors.js'
 import type { Arch } from '../machines/model.js'
 import type { Paths } from '../repo.js'
 import { copyHashing, sha256File, writeFileAtomic } from '../util/fsx.js'
+import { loadChannelsFile } from './channels-file.js'
+import { parseQcow2Header, readImageHead, refuseHeader } from './qcow2-header.js'
 import { withLock } from '../util/lock.js'
 
 export interface Channel {
@@ -41,10 +43,9 @@ function channelsFile(paths: Paths): string {
   return join(paths.images, 'channels.json')
 }
 
+/** channels.json, checked entry by entry (a corrupt file is exit 2 naming it); keys never hit prototypes. */
 export async function readChannels(paths: Paths): Promise<Channels> {
-  const f = channelsFile(paths)
-  if (!existsSync(f)) return {}
-  return JSON.parse(await readFile(f, 'utf8')) as Channels
+  return loadChannelsFile<Channel>(channelsFile(paths))
 }
 
 /**
@@ -77,15 +78,36 @@ export async function resolveChannel(paths: Paths, channel: string, forMachine?:
   return { digest: c.digest, path: p, size: st.size, virtualSize: inf.virtualSize }
 }
 
-/** Checks that a file is a standalone qcow2 fit to be a base image. */
-export async function verifyBaseImage(file: string): Promise<qemuImg.ImageInfo> {
-  const inf = await qemuImg.info(file).catch((e: Error) => {
-    throw new UserError(`${file} is not a readable disk image: ${e.message}`)
-  })
-  if (inf.format !== 'qcow2') throw new UserError(`${file} is ${inf.format}, not qcow2`, `Convert it: qemu-img convert -O qcow2 ${file} out.qcow2`)
-  if (inf.backingFilename) throw new UserError(`${file} has a backing file (${inf.backingFilename}); a base image must stand alone`)
-  const chk = await qemuImg.check(file)
-  if (!chk.ok) throw new UserError(`${file} fails qemu-img check: ${chk.output}`)
+/**
+ * Checks that a file is a standalone qcow2 fit to be a base image, reading it as untrusted: the
+ * header is parsed here first (no backing name, external data file, encryption, corrupt or unknown
+ * feature), then `qemu-img info -f qcow2` and `qemu-img check -f qcow2` (the format is never probed).
+ * Call it on the copy inside the store, before it is renamed into place; `shownAs` names the
+ * file the user gave in messages.
+ */
+export async function verifyBaseImage(file: string, shownAs = file): Promise<qemuImg.ImageInfo> {
+  const refuse = (why: string, hint?: string): never => {
+    throw new UserError(`image ${shownAs} refused: it ${why}`, hint ?? 'Import a standalone qcow2 image (`qemu-img convert -O qcow2 IN OUT` writes one).')
+  }
+  const head = await readImageHead(file)
+  if (typeof head === 'string') return refuse(head)
+  const header = parseQcow2Header(head)
+  if (typeof header === 'string') {
+    return refuse(header, header.startsWith('is raw')
+      ? `If it is a raw disk, convert it yourself, naming the format: qemu-img convert -f raw -O qcow2 ${shownAs} out.qcow2`
+      : `Convert it: qemu-img convert -f FORMAT -O qcow2 ${shownAs} out.qcow2`)
+  }
+  const bad = refuseHeader(header)
+  if (bad) return refuse(bad)
+  const inf = await qemuImg.inspect(file, 'qcow2')
+  if (typeof inf === 'string') return refuse(`cannot be read as qcow2: ${inf}`)
+  if (inf.format !== 'qcow2') refuse(`is ${inf.format}, not qcow2`)
+  if (inf.backingFilename) refuse(`has a backing file ${JSON.stringify(inf.backingFilename)}; a base image must stand alone`)
+  if (inf.dataFile) refuse(`keeps its data in an external data file ${JSON.stringify(inf.dataFile)}`)
+  if (inf.encrypted) refuse('is encrypted; a base image must be readable without a secret')
+  if (inf.corrupt) refuse('is marked corrupt by qemu')
+  const chk = await qemuImg.check(file, 'qcow2')
+  if (!chk.ok) refuse(`fails qemu-img check: ${chk.output.split('\n').slice(0, 4).join('; ')}`, `Repair a copy with \`qemu-img check -r all -f qcow2 COPY\`, or rebuild the image.`)
   return inf
 }
 
