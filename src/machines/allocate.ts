@@ -1,15 +1,20 @@
-// MAC addresses and UUIDs: generated once, stored in machine.json (so stable), unique in the fleet.
-import { createHash, randomUUID } from 'node:crypto'
+// MAC addresses and UUIDs: random, unique in the fleet and on the libvirt host, generated once
+// and stored in machine.json (so stable from then on).
+import { randomBytes, randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 
-/** A 52:54:00 MAC derived from the name, stepping on collisions with `taken`. */
-export function allocateMac(name: string, taken: ReadonlySet<string>): string {
+/**
+ * A random MAC with QEMU's locally administered 52:54:00 prefix that is not in `taken` (the
+ * fleet's and the host's MACs). Random rather than derived from the name, so the same name in
+ * two fleets on one network gets two MACs. `random` is injectable for tests.
+ */
+export function allocateMac(taken: ReadonlySet<string>, random: (n: number) => Buffer = randomBytes): string {
   for (let i = 0; i < 1 << 16; i++) {
-    const h = createHash('sha256').update(`${name}\0${i}`).digest()
-    const mac = ['52', '54', '00', ...[h[0]!, h[1]!, h[2]!].map((b) => b.toString(16).padStart(2, '0'))].join(':')
+    const b = random(3)
+    const mac = ['52', '54', '00', ...[b[0]!, b[1]!, b[2]!].map((x) => x.toString(16).padStart(2, '0'))].join(':')
     if (!taken.has(mac)) return mac
   }
-  throw new Error(`no free MAC address for ${name}`)
+  throw new Error('no free MAC address after 65536 random tries')
 }
 
 export function allocateUuid(taken: ReadonlySet<string>): string {

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { chmod, mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { hostAddresses } from '../adapters/libvirt-host.js'
 import { generateHostKey } from '../adapters/ssh-keygen.js'
 import { UserError } from '../errors.js'
 import type { Paths } from '../repo.js'
@@ -67,13 +68,15 @@ export async function writeNewMachine(paths: Paths, name: string, spec: NewMachi
   const dir = machineDir(paths, name)
   if (existsSync(dir)) throw new UserError(`machine ${name}: ${dir} already exists`, 'Pick another name, or use the existing definition.')
   const others = await loadAllMachines(paths)
+  // Unique in this repository and against every domain on the libvirt host (other fleets' VMs too).
+  const host = await hostAddresses()
   const json: MachineJson = {
     memory: spec.memory,
     vcpus: Number(spec.vcpus),
     varSize: spec.varSize,
     network: spec.network,
-    mac: allocateMac(name, new Set(others.map((m) => m.mac))),
-    uuid: allocateUuid(new Set(others.map((m) => m.uuid))),
+    mac: allocateMac(new Set([...others.map((m) => m.mac), ...host.macs.keys()])),
+    uuid: allocateUuid(new Set([...others.map((m) => m.uuid), ...host.uuids.keys()])),
     arch: spec.arch,
     base: spec.base,
     ...(spec.network === 'user' ? { sshPort: allocateSshPort(new Set([...others.flatMap((m) => (m.sshPort ? [m.sshPort] : [])), ...listeningTcpPorts()])) } : {}),
