@@ -6,6 +6,7 @@ import { ExitCode, ToolError, UserError } from './errors.js'
 import { resolvePaths, type Paths } from './repo.js'
 import { makeContext, type FleetContext } from './services/context.js'
 import { RolledBack } from './util/undo.js'
+import { interrupted, Interrupted, SIGNAL_EXIT } from './util/interrupt.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 
@@ -54,6 +55,15 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       e = err.cause
       if (err.undo.removed.length) lines.push(`Undone after the failure: removed ${err.undo.removed.join('; ')}`)
       if (err.undo.leftBehind.length) lines.push(`Could NOT remove: ${err.undo.leftBehind.join('; ')}`)
+    }
+    // Stopped by Ctrl-C / SIGTERM (or a child that died of it): say what was undone, exit 130 / 143.
+    const sig = interrupted()
+    if (e instanceof Interrupted || sig) {
+      const code = e instanceof Interrupted ? e.exitCode : (SIGNAL_EXIT[sig!] ?? 130)
+      const out = [`Interrupted by ${e instanceof Interrupted ? e.signal : sig}${lines.length ? '' : '; nothing was left half done'}.`, ...lines]
+      if (this.jsonEnabled()) process.stdout.write(JSON.stringify({ error: { type: 'Interrupted', message: out[0], cleanup: lines } }, null, 2) + '\n')
+      else process.stderr.write(out.join('\n') + '\n')
+      this.exit(code)
     }
     if (e instanceof UserError || e instanceof ToolError) {
       const hint = e.hint

@@ -8,7 +8,7 @@ export default class Gc extends BaseCommand<typeof Gc> {
   static override flags = { 'dry-run': dryRun }
 
   async run(): Promise<GcResult> {
-    const r = await gc(this.paths(), this.flags['dry-run'])
+    const r = await gc({ paths: this.paths(), log: this.progress }, this.flags['dry-run'])
     if (!this.jsonEnabled()) {
       for (const d of r.deleted) this.log(`${r.dryRun ? 'would delete' : 'deleted'}  ${d.digest.slice(0, 16)}  ${humanSize(d.size)}`)
       for (const k of r.kept) this.log(`kept          ${k.digest.slice(0, 16)}  ${k.reason}`)

@@ -1,13 +1,20 @@
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../base-command.js'
+import { ExitCode } from '../errors.js'
 import { dryRun, timeout, virtType } from '../flags.js'
 import { upgrade, type UpgradeResult } from '../services/upgrade.js'
 
 export default class Upgrade extends BaseCommand<typeof Upgrade> {
   static override summary = "Move VMs to their channel's current base image and resync identity; /var is kept"
-  static override description = `For each VM: graceful shutdown if running; /var/identity made to match machines/NAME exactly
-(all disks in one guestfish launch); a new boot overlay on the current image, the old one kept
-for \`fleet rollback\`; XML regenerated and redefined (same UUID, MAC, NVRAM); restarted if it ran.`
+  static override description = `Each VM whose base image, identity files or XML differ from machines/NAME and its channel:
+graceful shutdown if running; a new boot overlay on the channel's current image beside the old one;
+/var/identity made to match machines/NAME exactly (all disks in one appliance launch, written beside
+the old identity and swapped in); redefined (same UUID, MAC, NVRAM); overlays switched, the old one
+kept for \`fleet rollback\`; restarted if it ran. /var is never recreated.
+All or nothing per VM: a VM that does not stop (without --force) or fails stays on its old overlay
+and definition, running if it ran, and the others go on; the exit status is then 3. A VM already
+in sync is reported unchanged and keeps its rollback point. A killed upgrade is finished by the
+next fleet command that touches the VM (or \`fleet repair\`).`
   static override strict = false
   static override args = { names: Args.string({ description: 'Machine names' }) }
   static override examples = ['<%= config.bin %> upgrade web1', '<%= config.bin %> upgrade --all --dry-run']
@@ -26,9 +33,16 @@ for \`fleet rollback\`; XML regenerated and redefined (same UUID, MAC, NVRAM); r
     if (!this.jsonEnabled()) {
       for (const v of r.vms) {
         const id = v.identity
-        this.log(`${v.name}: base ${v.baseFrom.slice(0, 12)} → ${v.baseTo.slice(0, 12)}; identity +[${id.added.join(' ')}] ~[${id.changed.join(' ')}] -[${id.removed.join(' ')}]${v.restarted ? '; restarted' : ''}`)
+        const what = `base ${v.baseFrom.slice(0, 12)} → ${v.baseTo.slice(0, 12)}; identity +[${id.added.join(' ')}] ~[${id.changed.join(' ')}] -[${id.removed.join(' ')}]`
+        this.log(`${v.name}: ${v.outcome}${v.outcome === 'unchanged' ? '' : ` (${what})`}${v.restarted ? '; restarted' : ''}${v.error ? `\n    why: ${v.error}\n    now: ${v.state}` : ''}`)
         if (r.dryRun && v.xmlDiff.length) this.log(v.xmlDiff.map((l) => `    ${l}`).join('\n'))
       }
+    }
+    const failed = r.vms.filter((v) => v.outcome === 'failed')
+    if (failed.length) {
+      if (this.jsonEnabled()) process.stdout.write(JSON.stringify(r, null, 2) + '\n')
+      this.logToStderr(`${failed.length} of ${r.vms.length} VM(s) failed: ${failed.map((v) => v.name).join(', ')}`)
+      this.exit(ExitCode.tool)
     }
     return r
   }

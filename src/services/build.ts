@@ -1,7 +1,7 @@
 // fleet build: produce a base image (Nix flake or Debian bootstrap), optionally recompress it
 // with zstd, verify it and store it content-addressed; then move the channel for its arch.
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, stat } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { run } from '../adapters/exec.js'
 import { nixAvailable, nixCommand, NO_NIX_HINT } from '../adapters/nix.js'
@@ -11,7 +11,10 @@ import { buildWithNix, flakeDir, installable } from '../builders/nix.js'
 import { UserError } from '../errors.js'
 import type { Arch } from '../machines/model.js'
 import type { Paths } from '../repo.js'
-import { channelKey, importImage, readChannels } from '../store/images.js'
+import { channelKey, readChannels } from '../store/images.js'
+import { importImage } from '../store/import.js'
+import { makeScratch } from '../ops/scratch.js'
+import { step } from '../util/interrupt.js'
 import { timed } from '../util/timing.js'
 import { withUndo } from '../util/undo.js'
 
@@ -73,13 +76,13 @@ export async function buildImage(paths: Paths, o: BuildOptions): Promise<BuildRe
   }
   if (o.dryRun) return result
 
-  await mkdir(join(paths.state, 'build'), { recursive: true, mode: 0o755 })
-  const work = await mkdtemp(join(paths.state, 'build', `${builder}-`))
-  const removeWork = () => run(['rm'], ['-rf', '--one-file-system', work], { privileged: true }).then(() => undefined)
+  // The work folder is a scratch folder: 0700, removed on every path, swept after a kill.
+  const scratch = await makeScratch(paths, `build-${builder}`, { privileged: true })
+  const work = scratch.dir
   const t0 = performance.now()
   return withUndo(async (undo) => {
     // The Debian root tree is root-owned: removed with the same privileges that made it.
-    undo.add(`build folder ${work}`, removeWork)
+    undo.add(`build folder ${work}`, scratch.remove)
     let image: string
     let format = 'qcow2'
     let ownScratch = false
@@ -101,12 +104,13 @@ export async function buildImage(paths: Paths, o: BuildOptions): Promise<BuildRe
       ownScratch = (await stat(out)).uid === process.getuid?.()
     }
     o.log('store: verifying (qemu-img check, info) and putting it into the image store')
-    const stored = await timed(result.seconds, 'store', () => importImage(paths, image, key, { move: ownScratch }))
+    step('build:store')
+    const stored = await timed(result.seconds, 'store', () => importImage({ paths, log: o.log }, image, key, { move: ownScratch }))
     Object.assign(result, {
       digest: stored.digest, path: stored.path, alreadyStored: stored.alreadyStored,
       format: stored.info?.format, virtualSize: stored.info?.virtualSize, size: (await stat(stored.path)).size,
     })
-    await removeWork()
+    await scratch.remove()
     result.seconds.total = Math.round((performance.now() - t0) / 100) / 10
     return result
   })

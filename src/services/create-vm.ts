@@ -1,18 +1,23 @@
 // create-vm: definition (if missing) → boot overlay → /var disk with identity → XML → define
-// (→ start). Every step registers its undo; a failure or Ctrl-C removes what this run made.
+// (→ start), under the VM's lock and an intent record. A failure, Ctrl-C or SIGTERM removes what
+// this run made; after a kill -9 the next command touching the VM does (src/ops/recovery.ts).
 import type { VmName } from '../name.js'
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, rm } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import * as libvirt from '../adapters/libvirt.js'
 import * as qemuImg from '../adapters/qemu-img.js'
 import { UserError } from '../errors.js'
 import { writeNewMachine, type NewMachineSpec } from '../machines/new-machine.js'
 import { checkMachineOnHost, FIELD_FLAGS, validateFields } from '../machines/spec-checks.js'
-import { loadAllMachines, loadMachine, machineDir, readIdentity, assertName } from '../machines/repository.js'
-import { vmFiles } from '../repo.js'
+import { loadAllMachines, loadMachine, machineDir, readIdentity } from '../machines/repository.js'
+import { vmFiles, type VmFiles } from '../repo.js'
 import { resolveChannel } from '../store/images.js'
-import { withUndo } from '../util/undo.js'
-import { withLock } from '../util/lock.js'
+import { RolledBack } from '../util/undo.js'
+import { beginUndo, endUndo, step } from '../util/interrupt.js'
+import { beginIntent, vmTarget } from '../ops/intent.js'
+import { undoCreate, type CreateData } from '../ops/recovery.js'
+import { makeScratch } from '../ops/scratch.js'
+import { recoverFirst, withStore, withVms } from '../ops/vm-op.js'
 import { writeFileAtomic } from '../util/fsx.js'
 import type { FleetContext } from './context.js'
 import { machineXml, xmlPath } from './domain-xml.js'
@@ -37,10 +42,11 @@ export interface CreateVmResult {
 }
 
 export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineRequest, opts: { start: boolean }): Promise<CreateVmResult> {
-  assertName(name)
   const { paths } = ctx
   const dir = machineDir(paths, name)
   const files = vmFiles(paths, name)
+  // What a killed run left of this VM is resolved before anything is looked at.
+  await recoverFirst(ctx, [name])
   const isNew = !existsSync(dir)
   const host = await hostFacts()
   // Bad flags and a broken fleet (any bad machine.json, a shared MAC or UUID) fail before any question.
@@ -50,12 +56,7 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
     const ignored = Object.entries(req.given).filter(([, v]) => v !== undefined).map(([k]) => `--${FIELD_FLAGS[k as keyof NewMachineSpec]}`)
     if (ignored.length) ctx.log(`Note: ${dir} exists, so ${ignored.join(' ')} ${ignored.length > 1 ? 'are' : 'is'} not used; its machine.json and identity files are.`)
   }
-  if (await libvirt.domainState(name)) {
-    throw new UserError(`machine ${name}: a libvirt domain named ${name} already exists`, `Use \`fleet start-vm ${name}\`, or \`fleet destroy-vm ${name}\` first.`)
-  }
-  for (const f of [files.boot, files.var]) {
-    if (existsSync(f)) throw new UserError(`machine ${name}: ${f} already exists`, f === files.var ? `That is the VM's kept /var disk: \`fleet destroy-vm ${name} --delete-data\` removes it, or move it away.` : `Remove the leftover with \`fleet destroy-vm ${name}\`.`)
-  }
+  await checkNothingThere(name, files) // early, before any question; again under the lock
   const spec = isNew ? await resolveNewMachineSpec(paths, name, req, host) : undefined
   // The flags were checked above; now what the prompts and defaults added.
   if (spec) await validateFields(name, notGiven(spec, req.given), host)
@@ -78,52 +79,83 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
 
   const t = (k: string, t0: number) => (result.timings[k] = Math.round(performance.now() - t0))
   await mkdir(paths.vms, { recursive: true, mode: 0o755 })
-  return withLock(files.lock, `machine ${name}`, () => withUndo(async (undo) => {
-    let t0 = performance.now()
-    if (spec) {
-      ctx.log(`Writing ${dir}`)
-      await writeNewMachine(paths, name, spec)
-      undo.add(`definition ${dir}`, () => rm(dir, { recursive: true, force: true }))
-      t('definition', t0)
-    }
-    const machine = existing ?? await loadMachine(paths, name)
-    const identity = existingIdentity ?? await readIdentity(machine)
-    if (!existsSync(files.dir)) {
-      await mkdir(files.dir, { recursive: true, mode: 0o755 })
-      undo.add(`folder ${files.dir}`, () => rm(files.dir, { recursive: true, force: true }))
-    }
-    t0 = performance.now()
-    ctx.log(`Creating boot overlay on ${channel} (${image.digest.slice(0, 12)})`)
-    await qemuImg.createOverlay(files.boot, image.path)
-    undo.add(`boot overlay ${files.boot}`, () => rm(files.boot, { force: true }))
-    t('bootOverlay', t0)
-    t0 = performance.now()
-    ctx.log(`Creating /var disk (${machine.varSize}, ${varDiskMethod()}) with identity`)
-    undo.add(`/var disk ${files.var}`, () => rm(files.var, { force: true }))
-    await createVarDisk(files.var, machine.varSizeBytes, identity)
-    await writeManifest(files.dir, manifestOf(identity))
-    t('varDisk', t0)
-    t0 = performance.now()
-    const xml = await machineXml(ctx, machine, image.digest)
+  return withVms(ctx, [name], async () => {
+    // The checks again, now under the lock: another create-vm of this name may have won.
+    if (isNew && existsSync(dir)) throw new UserError(`machine ${name}: ${dir} was created by another fleet process meanwhile; nothing was changed`, `Look at it, then \`fleet create-vm ${name}\` uses it as it is.`)
+    await checkNothingThere(name, files)
     const oldXml = existsSync(result.xml) ? await readFile(result.xml, 'utf8') : undefined
-    await writeFileAtomic(result.xml, xml)
-    undo.add(`XML ${result.xml}`, () => (oldXml === undefined ? rm(result.xml, { force: true }) : writeFileAtomic(result.xml, oldXml)))
-    t('xml', t0)
-    t0 = performance.now()
-    ctx.log(`Defining domain ${name} (${await ctx.virtType()})`)
-    await libvirt.defineXml(xml)
-    undo.add(`domain ${name}`, () => libvirt.undefineWithNvram(name))
-    result.defined = true
-    t('define', t0)
-    if (opts.start) {
+    const scratch = await makeScratch(paths, `create-${name}`)
+    const data: CreateData = { newDefinition: Boolean(spec), xmlBefore: oldXml ?? null, consoleBefore: existsSync(files.console) }
+    const intent = await beginIntent(paths, vmTarget(name), 'create', 'started', data)
+    try {
+      let t0 = performance.now()
+      step('create:definition')
+      if (spec) {
+        ctx.log(`Writing ${dir}`)
+        await writeNewMachine(paths, name, spec)
+        t('definition', t0)
+      }
+      const machine = existing ?? await loadMachine(paths, name)
+      const identity = existingIdentity ?? await readIdentity(machine)
+      if (!existsSync(files.dir)) await mkdir(files.dir, { recursive: true, mode: 0o755 })
+      step('create:boot-overlay')
       t0 = performance.now()
-      await startVm(ctx, name)
-      undo.add(`running domain ${name}`, () => libvirt.destroy(name))
-      result.started = true
-      t('start', t0)
+      ctx.log(`Creating boot overlay on ${channel} (${image.digest.slice(0, 12)})`)
+      // Shared store lock: gc cannot delete the image between the channel lookup and the overlay.
+      await withStore(ctx, 'shared', async () => {
+        const now = await resolveChannel(paths, channel, name, arch)
+        await qemuImg.createOverlay(files.boot, now.path)
+        result.baseDigest = now.digest
+      })
+      t('bootOverlay', t0)
+      step('create:var-disk')
+      t0 = performance.now()
+      ctx.log(`Creating /var disk (${machine.varSize}, ${varDiskMethod()}) with identity`)
+      await createVarDisk(files.var, machine.varSizeBytes, identity, varDiskMethod(), scratch.dir)
+      await writeManifest(files.dir, manifestOf(identity))
+      t('varDisk', t0)
+      step('create:xml')
+      t0 = performance.now()
+      const xml = await machineXml(ctx, machine, result.baseDigest)
+      await writeFileAtomic(result.xml, xml)
+      t('xml', t0)
+      step('create:define')
+      t0 = performance.now()
+      ctx.log(`Defining domain ${name} (${await ctx.virtType()})`)
+      await libvirt.defineXml(xml)
+      result.defined = true
+      t('define', t0)
+      if (opts.start) {
+        step('create:start')
+        t0 = performance.now()
+        await startVm(ctx, name)
+        result.started = true
+        t('start', t0)
+      }
+      step('create:commit')
+      await intent.done()
+      return result
+    } catch (e) {
+      beginUndo(() => ['the VM this run created'])
+      const undo = await undoCreate(ctx, name, data)
+      await undo.rollback()
+      endUndo()
+      // A complete undo ends the operation; otherwise the record stays for the next command.
+      if (!undo.leftBehind.length) await intent.done()
+      throw new RolledBack(e, undo)
+    } finally {
+      await scratch.remove()
     }
-    return result
-  }))
+  })
+}
+
+async function checkNothingThere(name: VmName, files: VmFiles): Promise<void> {
+  if (await libvirt.domainState(name)) {
+    throw new UserError(`machine ${name}: a libvirt domain named ${name} already exists`, `Use \`fleet start-vm ${name}\`, or \`fleet destroy-vm ${name}\` first.`)
+  }
+  for (const f of [files.boot, files.var]) {
+    if (existsSync(f)) throw new UserError(`machine ${name}: ${f} already exists`, f === files.var ? `That is the VM's kept /var disk; fleet never overwrites it. If you really want a fresh one, move it away first.` : `Remove the leftover with \`fleet destroy-vm ${name}\` (the /var disk is kept).`)
+  }
 }
 
 /** The fields of `spec` the flags did not give. */

@@ -2,6 +2,8 @@
 import { isVmName } from '../name.js'
 import { existsSync } from 'node:fs'
 import { readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { listIntentTargets, readIntent } from '../ops/intent.js'
 import * as qemuImg from '../adapters/qemu-img.js'
 import { vmFiles, type Paths } from '../repo.js'
 import { digestOfPath, listImages, readChannels } from '../store/images.js'
@@ -15,20 +17,31 @@ export interface ImageRow {
   vms: string[]
 }
 
-/** Digest → VMs, read from each VM's overlays (current and previous) with qemu-img. */
+/**
+ * Digest → VMs that may boot from it: every overlay in vms/NAME/ (current, .previous, and an
+ * in-flight .next or .swap), read from the overlay's own header, plus the images named by
+ * interrupted operations' intent records. Store images stand alone, so one level is the chain.
+ */
 export async function imageUsers(paths: Paths): Promise<Map<string, string[]>> {
   const users = new Map<string, string[]>()
-  if (!existsSync(paths.vms)) return users
-  for (const e of await readdir(paths.vms, { withFileTypes: true })) {
-    if (!e.isDirectory() || !isVmName(e.name)) continue
-    const f = vmFiles(paths, e.name)
-    for (const overlay of [f.boot, `${f.boot}.previous`]) {
-      if (!existsSync(overlay)) continue
-      for (const link of await qemuImg.backingChain(overlay)) {
-        const d = digestOfPath(paths, link.filename)
-        if (d) users.set(d, [...new Set([...(users.get(d) ?? []), e.name])])
+  const use = (d: string | undefined, who: string) => {
+    if (d) users.set(d, [...new Set([...(users.get(d) ?? []), who])])
+  }
+  if (existsSync(paths.vms)) {
+    for (const e of await readdir(paths.vms, { withFileTypes: true })) {
+      if (!e.isDirectory() || !isVmName(e.name)) continue
+      const f = vmFiles(paths, e.name)
+      for (const file of await readdir(f.dir)) {
+        if (!file.startsWith('boot.qcow2')) continue
+        const inf = await qemuImg.info(join(f.dir, file)).catch(() => undefined)
+        use(inf?.backingFilename && digestOfPath(paths, inf.backingFilename), e.name)
       }
     }
+  }
+  for (const target of await listIntentTargets(paths)) {
+    const i = await readIntent(paths, target)
+    const d = i?.data as { from?: unknown; to?: unknown } | undefined
+    for (const v of [d?.from, d?.to]) if (typeof v === 'string') use(v, `${target} (interrupted ${i!.intent.op})`)
   }
   return users
 }

@@ -1,26 +1,34 @@
-// fleet upgrade: for each VM, stop it, resync /var/identity exactly (all disks in ONE guestfish
-// launch), put a new boot overlay on the channel's current image beside the old one, switch,
-// keep the old one for rollback, redefine with the same UUID/MAC/NVRAM, restart if it ran.
-import type { VmName } from '../name.js'
+// fleet upgrade: for each VM that differs from its definition (base behind its channel, identity
+// or XML changed), all or nothing per VM, under its lock and an intent record:
+//   stop → new boot overlay beside the old (boot.qcow2.next) → identity resynced (all disks in
+//   ONE appliance launch; written beside the old identity and swapped) → define → switch
+//   overlays (old one kept as .previous for rollback) → restart if it ran.
+// A VM that does not stop or fails ends on its old overlay and definition, running if it ran,
+// and does not keep the others down. A VM already in sync is left alone (its rollback point too).
 import { existsSync } from 'node:fs'
-import { readFile, rename, rm } from 'node:fs/promises'
-import { deviceOf, runGuestfish, type GfCommand } from '../adapters/guestfish.js'
+import { readFile, rm } from 'node:fs/promises'
 import * as libvirt from '../adapters/libvirt.js'
 import * as qemuImg from '../adapters/qemu-img.js'
 import { UserError } from '../errors.js'
 import type { Machine } from '../machines/model.js'
 import { listMachineNames, loadMachine, readIdentity } from '../machines/repository.js'
+import { vmName, vmNames, type VmName } from '../name.js'
+import { beginIntent, vmTarget, type IntentHandle } from '../ops/intent.js'
+import { finishSwap, nextOverlay, previousOverlay, switchOverlays, upgradeSteps, type RollbackData, type UpgradeData } from '../ops/recovery.js'
+import { makeScratch } from '../ops/scratch.js'
+import { recoverFirst, withStore, withVms } from '../ops/vm-op.js'
 import { vmFiles, type VmFiles } from '../repo.js'
 import { overlayBaseDigest, resolveChannel } from '../store/images.js'
-import { withLock } from '../util/lock.js'
+import { renameDurable, writeFileAtomic } from '../util/fsx.js'
+import { step } from '../util/interrupt.js'
 import type { FleetContext } from './context.js'
 import { currentBaseDigest, machineXml, writeXml, xmlPath } from './domain-xml.js'
 import { diffManifest, manifestOf, readManifest, writeManifest, type IdentityDiff } from './identity-manifest.js'
 import { waitOff } from './lifecycle.js'
-import { identityCommands } from './var-disk.js'
+import { resyncIdentity } from './var-disk.js'
 
 export interface UpgradePlan {
-  name: string
+  name: VmName
   baseFrom: string
   baseTo: string
   identity: IdentityDiff
@@ -29,120 +37,267 @@ export interface UpgradePlan {
   wasRunning: boolean
 }
 
+export type UpgradeOutcome = 'upgraded' | 'unchanged' | 'failed' | 'would upgrade'
+
+export interface UpgradeVmResult extends UpgradePlan {
+  outcome: UpgradeOutcome
+  restarted: boolean
+  /** Why it failed, and the state it was left in. */
+  error?: string
+  state?: string
+}
+
 export interface UpgradeResult {
   dryRun: boolean
-  vms: (UpgradePlan & { restarted: boolean })[]
+  vms: UpgradeVmResult[]
   timings: Record<string, number>
 }
 
-function lineDiff(a: string, b: string): string[] {
-  const al = a.split('\n')
-  const bl = b.split('\n')
+/** A line diff in order (longest common subsequence), so moved or repeated lines show too. */
+export function lineDiff(a: string, b: string): string[] {
+  const x = a ? a.split('\n') : []
+  const y = b ? b.split('\n') : []
+  const n = x.length
+  const m = y.length
+  const lcs: number[][] = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0))
+  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) lcs[i]![j] = x[i] === y[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!)
   const out: string[] = []
-  for (const l of al) if (!bl.includes(l)) out.push(`- ${l}`)
-  for (const l of bl) if (!al.includes(l)) out.push(`+ ${l}`)
+  let i = 0
+  let j = 0
+  while (i < n || j < m) {
+    if (i < n && j < m && x[i] === y[j]) {
+      i++
+      j++
+    } else if (j < m && (i >= n || lcs[i]![j + 1]! >= lcs[i + 1]![j]!)) out.push(`+ ${y[j++]}`)
+    else out.push(`- ${x[i++]}`)
+  }
   return out
 }
 
-async function plan(ctx: FleetContext, m: Machine): Promise<{ plan: UpgradePlan; files: VmFiles; identity: Map<string, Buffer>; xml: string; image: string }> {
+interface Planned {
+  plan: UpgradePlan
+  machine: Machine
+  files: VmFiles
+  identity: Map<string, Buffer>
+  xml: string
+  oldXml: string | null
+  image: string
+  intent?: IntentHandle<UpgradeData>
+  result?: UpgradeVmResult
+}
+
+async function planVm(ctx: FleetContext, m: Machine): Promise<Planned> {
   const files = vmFiles(ctx.paths, m.name)
-  if (!existsSync(files.boot) || !existsSync(files.var)) throw new UserError(`machine ${m.name}: no disks in ${files.dir}`, `Create the VM first: fleet create-vm ${m.name}`)
+  if (!existsSync(files.boot) || !existsSync(files.var)) {
+    const missing = [files.boot, files.var].filter((f) => !existsSync(f)).join(' and ')
+    throw new UserError(`machine ${m.name}: ${missing} missing, so there is no VM to upgrade`, existsSync(files.var) ? `\`fleet create-vm ${m.name}\` makes a new boot overlay; the /var disk must first be moved aside, fleet never overwrites it.` : `Create the VM first: fleet create-vm ${m.name}`)
+  }
   const image = await resolveChannel(ctx.paths, m.base, m.name, m.arch)
   const identity = await readIdentity(m)
   const baseFrom = await currentBaseDigest(ctx.paths, m)
   const xml = await machineXml(ctx, m, image.digest)
-  const oldXml = existsSync(xmlPath(ctx.paths, m.name)) ? await readFile(xmlPath(ctx.paths, m.name), 'utf8') : ''
+  const xmlFile = xmlPath(ctx.paths, m.name)
+  const oldXml = existsSync(xmlFile) ? await readFile(xmlFile, 'utf8') : null
   return {
-    files, identity, xml, image: image.path,
+    machine: m, files, identity, xml, oldXml, image: image.path,
     plan: {
       name: m.name, baseFrom, baseTo: image.digest,
       identity: diffManifest(await readManifest(files.dir), manifestOf(identity)),
-      xmlChanged: oldXml !== xml, xmlDiff: lineDiff(oldXml, xml),
+      xmlChanged: oldXml !== xml, xmlDiff: lineDiff(oldXml ?? '', xml),
       wasRunning: await libvirt.isActive(m.name),
     },
   }
 }
 
-export async function upgrade(ctx: FleetContext, names: string[], opts: { all: boolean; timeoutS: number; force: boolean }): Promise<UpgradeResult> {
-  const list = opts.all ? await listMachineNames(ctx.paths) : names
-  if (!list.length) throw new UserError('name the machines to upgrade, or pass --all')
-  const machines = await Promise.all(list.map((n) => loadMachine(ctx.paths, n)))
-  const plans = await Promise.all(machines.map((m) => plan(ctx, m)))
-  const timings: Record<string, number> = {}
-  if (ctx.dryRun) return { dryRun: true, vms: plans.map((p) => ({ ...p.plan, restarted: false })), timings }
+const identityChanged = (d: IdentityDiff) => d.added.length + d.changed.length + d.removed.length > 0
+const needsWork = (p: UpgradePlan) => p.baseFrom !== p.baseTo || identityChanged(p.identity) || p.xmlChanged
 
-  // Lock every VM of the batch (sorted, so two batches cannot deadlock), then work.
-  const locked = [...plans].sort((a, b) => a.plan.name.localeCompare(b.plan.name))
-  const run = async (i: number): Promise<UpgradeResult> =>
-    i < locked.length ? withLock(locked[i]!.files.lock, `machine ${locked[i]!.plan.name}`, () => run(i + 1)) : doUpgrade(ctx, plans, opts, timings)
-  return run(0)
+export async function upgrade(ctx: FleetContext, names: string[], opts: { all: boolean; timeoutS: number; force: boolean }): Promise<UpgradeResult> {
+  const list = opts.all ? (await listMachineNames(ctx.paths)).map(vmName) : vmNames(names)
+  if (!list.length) throw new UserError(opts.all ? `no machines in ${ctx.paths.machines}` : 'name the machines to upgrade, or pass --all')
+  await recoverFirst(ctx, list)
+  const timings: Record<string, number> = {}
+  if (ctx.dryRun) {
+    const plans = await Promise.all(list.map(async (n) => planVm(ctx, await loadMachine(ctx.paths, n))))
+    return { dryRun: true, vms: plans.map((p) => ({ ...p.plan, outcome: needsWork(p.plan) ? 'would upgrade' : 'unchanged', restarted: false })), timings }
+  }
+  // VM locks (sorted), then the store shared: gc cannot delete the target images meanwhile.
+  return withVms(ctx, list, () => withStore(ctx, 'shared', async () => {
+    const plans = await Promise.all(list.map(async (n) => planVm(ctx, await loadMachine(ctx.paths, n))))
+    const scratch = await makeScratch(ctx.paths, 'upgrade')
+    try {
+      await doUpgrade(ctx, plans, opts, timings, scratch.dir)
+    } finally {
+      await scratch.remove()
+    }
+    return { dryRun: false, vms: plans.map((p) => p.result!), timings }
+  }))
 }
 
-async function doUpgrade(ctx: FleetContext, plans: Awaited<ReturnType<typeof plan>>[], opts: { timeoutS: number; force: boolean }, timings: Record<string, number>): Promise<UpgradeResult> {
-  let t0 = performance.now()
-  for (const p of plans) {
-    if (!p.plan.wasRunning) continue
-    ctx.log(`Shutting down ${p.plan.name} (ACPI, up to ${opts.timeoutS}s)`)
-    await libvirt.shutdown(p.plan.name)
+/** Ends one VM's upgrade as failed: its new overlay removed, old definition kept, restarted if it ran. */
+async function fail(ctx: FleetContext, p: Planned, why: string, stillRunning = false): Promise<void> {
+  const notes: string[] = []
+  await rm(nextOverlay(p.files), { force: true })
+  let restarted = false
+  if (p.plan.wasRunning && !stillRunning && !(await libvirt.isActive(p.plan.name))) {
+    restarted = await libvirt.start(p.plan.name).then(() => true, (e: Error) => {
+      notes.push(`restart failed: ${e.message}`)
+      return false
+    })
   }
-  for (const p of plans) {
-    if (!p.plan.wasRunning || (await waitOff(p.plan.name, opts.timeoutS * 1000))) continue
-    if (!opts.force) throw new UserError(`machine ${p.plan.name}: still running ${opts.timeoutS}s after the shutdown request; nothing was changed`, 'Pass --force to power it off, or a longer --timeout.')
-    await libvirt.destroy(p.plan.name)
-  }
-  for (const p of plans) {
-    if (await qemuImg.isLocked(p.files.var)) throw new UserError(`machine ${p.plan.name}: ${p.files.var} is in use by another process; nothing was changed`)
-  }
-  timings.shutdown = Math.round(performance.now() - t0)
+  await p.intent?.done()
+  const running = stillRunning || restarted
+  p.result = { ...p.plan, outcome: 'failed', restarted, error: why, state: `on its old image ${p.plan.baseFrom.slice(0, 12)}, ${running ? 'running' : 'stopped'}${notes.length ? `; ${notes.join('; ')}` : ''}` }
+  ctx.log(`${p.plan.name}: upgrade FAILED: ${why} (${p.result.state})`)
+}
 
-  // New overlays beside the old ones; nothing switches until identity is written.
-  t0 = performance.now()
-  const next = (p: (typeof plans)[number]) => `${p.files.boot}.next`
-  try {
-    for (const p of plans) {
-      await rm(next(p), { force: true })
-      await qemuImg.createOverlay(next(p), p.image)
-    }
-    timings.overlays = Math.round(performance.now() - t0)
-    t0 = performance.now()
-    const staged = await Promise.all(plans.map((p) => identityCommands(p.identity)))
+async function doUpgrade(ctx: FleetContext, plans: Planned[], opts: { timeoutS: number; force: boolean }, timings: Record<string, number>, tmp: string): Promise<void> {
+  const time = async <T>(k: string, f: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now()
     try {
-      const commands: GfCommand[] = plans.flatMap((_, i) => [['mount', deviceOf(i), '/'], ...staged[i]!.commands, ['umount', '/']])
-      ctx.log(`Resyncing identity on ${plans.length} /var disk(s) in one guestfish launch`)
-      await runGuestfish(plans.map((p) => p.files.var), commands)
+      return await f()
     } finally {
-      await Promise.all(staged.map((s) => s.cleanup()))
+      timings[k] = Math.round(performance.now() - t0)
     }
-    timings.identity = Math.round(performance.now() - t0)
-  } catch (e) {
-    await Promise.all(plans.map((p) => rm(next(p), { force: true })))
-    const restarted = []
-    for (const p of plans) if (p.plan.wasRunning) restarted.push(await libvirt.start(p.plan.name).then(() => p.plan.name, () => undefined))
-    throw new UserError(`upgrade failed before any VM was switched: ${(e as Error).message}`, `All VMs stay on their old overlays${restarted.filter(Boolean).length ? ` (restarted: ${restarted.filter(Boolean).join(', ')})` : ''}. Fix the cause and run the upgrade again.`)
   }
+  for (const p of plans) if (!needsWork(p.plan)) p.result = { ...p.plan, outcome: 'unchanged', restarted: false }
+  const live = () => plans.filter((p) => !p.result)
 
-  t0 = performance.now()
-  const out: UpgradeResult['vms'] = []
-  for (const p of plans) {
-    await writeManifest(p.files.dir, manifestOf(p.identity))
-    if (existsSync(p.files.boot)) await rename(p.files.boot, `${p.files.boot}.previous`)
-    await rename(next(p), p.files.boot)
-    await writeXml(ctx.paths, p.plan.name, p.xml)
-    await libvirt.defineXml(p.xml)
-    let restarted = false
-    if (p.plan.wasRunning) {
-      await libvirt.start(p.plan.name)
-      restarted = true
+  await time('shutdown', async () => {
+    for (const p of live()) {
+      step('upgrade:stop')
+      p.intent = await beginIntent<UpgradeData>(ctx.paths, vmTarget(p.plan.name), 'upgrade', 'stopping', {
+        wasRunning: p.plan.wasRunning, from: p.plan.baseFrom, to: p.plan.baseTo, newOverlay: p.plan.baseFrom !== p.plan.baseTo,
+        identityChanged: identityChanged(p.plan.identity), manifest: manifestOf(p.identity), xml: p.xml, oldXml: p.oldXml,
+      })
+      if (p.plan.wasRunning) {
+        ctx.log(`Shutting down ${p.plan.name} (ACPI, up to ${opts.timeoutS}s)`)
+        await libvirt.shutdown(p.plan.name)
+      }
     }
-    ctx.log(`${p.plan.name}: ${p.plan.baseFrom.slice(0, 12)} → ${p.plan.baseTo.slice(0, 12)}`)
-    out.push({ ...p.plan, restarted })
+    await Promise.all(live().map(async (p) => {
+      if (!p.plan.wasRunning || (await waitOff(p.plan.name, opts.timeoutS * 1000))) return
+      if (!opts.force) return fail(ctx, p, `still running ${opts.timeoutS}s after the shutdown request (pass --force to power it off, or a longer --timeout)`, true)
+      ctx.log(`${p.plan.name}: still running after ${opts.timeoutS}s; powering it off (--force)`)
+      await libvirt.destroy(p.plan.name)
+    }))
+    for (const p of live()) {
+      if (await qemuImg.isLocked(p.files.var)) await fail(ctx, p, `${p.files.var} is in use by another process`)
+    }
+  })
+
+  await time('overlays', async () => {
+    for (const p of live()) {
+      step('upgrade:overlay')
+      try {
+        if (p.intent!.data.newOverlay) {
+          await rm(nextOverlay(p.files), { force: true })
+          await qemuImg.createOverlay(nextOverlay(p.files), p.image)
+        }
+        await p.intent!.phase('prepared')
+      } catch (e) {
+        await fail(ctx, p, `new boot overlay: ${(e as Error).message}`)
+      }
+    }
+  })
+
+  await time('identity', async () => {
+    const todo = live().filter((p) => p.intent!.data.identityChanged)
+    if (!todo.length) return
+    // From here on an interruption rolls forward: the resync is the commit point.
+    for (const p of todo) await p.intent!.phase('identity')
+    step('upgrade:identity')
+    ctx.log(`Resyncing identity on ${todo.length} /var disk(s) in one appliance launch`)
+    try {
+      await resyncIdentity(todo.map((p) => ({ file: p.files.var, identity: p.identity })), tmp)
+    } catch (e) {
+      if (todo.length === 1) return fail(ctx, todo[0]!, `identity resync: ${(e as Error).message}; /var/identity holds the old or the new identity, complete`)
+      // One bad disk must not fail the others: each alone, to find which.
+      ctx.log(`Resync of ${todo.length} disks together failed (${(e as Error).message}); trying each disk alone`)
+      for (const p of todo) {
+        await resyncIdentity([{ file: p.files.var, identity: p.identity }], tmp)
+          .catch((err: Error) => fail(ctx, p, `identity resync: ${err.message}; /var/identity holds the old or the new identity, complete`))
+      }
+    }
+  })
+
+  await time('switch', async () => {
+    for (const p of live()) {
+      step('upgrade:switch')
+      await p.intent!.phase('switch')
+      try {
+        await finishSwitch(ctx, p.plan.name, p.intent!.data)
+      } catch (e) {
+        await backOut(ctx, p, e as Error)
+        continue
+      }
+      await p.intent!.done()
+      p.result = { ...p.plan, outcome: 'upgraded', restarted: p.plan.wasRunning }
+      ctx.log(`${p.plan.name}: ${p.plan.baseFrom.slice(0, 12)} → ${p.plan.baseTo.slice(0, 12)}${p.plan.wasRunning ? ', restarted' : ''}`)
+    }
+  })
+}
+
+/**
+ * The end of an upgrade, resumable from any point: define first (a refused definition changes
+ * nothing), then the files, the overlay switch and the restart.
+ */
+async function finishSwitch(ctx: FleetContext, name: VmName, d: UpgradeData): Promise<void> {
+  const files = vmFiles(ctx.paths, name)
+  await libvirt.defineXml(d.xml)
+  step('upgrade:defined')
+  await writeFileAtomic(xmlPath(ctx.paths, name), d.xml)
+  await writeManifest(files.dir, d.manifest)
+  if (d.newOverlay) await switchOverlays(files)
+  step('upgrade:switched')
+  if (d.wasRunning && !(await libvirt.isActive(name))) await libvirt.start(name)
+}
+
+/** A switch that failed: back to the old overlay and definition, restarted if it ran. */
+async function backOut(ctx: FleetContext, p: Planned, e: Error): Promise<void> {
+  const files = p.files
+  const notes: string[] = []
+  try {
+    if (await libvirt.isActive(p.plan.name)) await libvirt.destroy(p.plan.name)
+    // Switched already (no .next left): swap back to the old overlay.
+    if (p.intent!.data.newOverlay && !existsSync(nextOverlay(files)) && existsSync(previousOverlay(files))) {
+      await renameDurable(files.boot, `${files.boot}.swap`)
+      await finishSwap(files)
+    }
+    if (p.oldXml) {
+      await libvirt.defineXml(p.oldXml)
+      await writeFileAtomic(xmlPath(ctx.paths, p.plan.name), p.oldXml)
+    }
+  } catch (e2) {
+    notes.push(`going back failed too: ${(e2 as Error).message}`)
   }
-  timings.switch = Math.round(performance.now() - t0)
-  return { dryRun: false, vms: out, timings }
+  await fail(ctx, p, `${e.message}${notes.length ? `; ${notes.join('; ')}` : ''}`)
+}
+
+// Recovery of an upgrade killed at or after the resync: resync again, then finish the switch.
+upgradeSteps.rollForward = async (ctx, name, intent) => {
+  const d = intent.data
+  const files = vmFiles(ctx.paths, name)
+  if (intent.intent.phase === 'identity') {
+    const m = await loadMachine(ctx.paths, name)
+    const identity = await readIdentity(m)
+    const scratch = await makeScratch(ctx.paths, `recover-${name}`)
+    try {
+      await resyncIdentity([{ file: files.var, identity }], scratch.dir)
+    } finally {
+      await scratch.remove()
+    }
+    await intent.phase('switch', { manifest: manifestOf(identity) })
+  }
+  if (d.newOverlay && !existsSync(nextOverlay(files)) && !existsSync(files.boot)) {
+    throw new UserError(`machine ${name}: interrupted upgrade cannot finish: neither ${files.boot} nor ${nextOverlay(files)} exists`, `${previousOverlay(files)} is the old boot overlay: rename it to boot.qcow2, remove ${intent.intent.target}.json in ${ctx.paths.ops}, and run the upgrade again. /var was not touched.`)
+  }
+  await finishSwitch(ctx, name, d)
+  return `finished the interrupted upgrade: on ${d.to.slice(0, 12)}${d.wasRunning ? ', restarted' : ''}`
 }
 
 export interface RollbackResult {
-  name: string
+  name: VmName
   baseFrom: string
   baseTo: string
   dryRun: boolean
@@ -150,22 +305,32 @@ export interface RollbackResult {
 
 /** Swaps the current and previous boot overlays; /var is not touched. */
 export async function rollback(ctx: FleetContext, name: VmName): Promise<RollbackResult> {
-  const m = await loadMachine(ctx.paths, name)
-  const files = vmFiles(ctx.paths, name)
-  const prev = `${files.boot}.previous`
-  if (!existsSync(prev)) throw new UserError(`machine ${name}: no previous boot overlay to roll back to`, 'Rollback works after an upgrade.')
-  const from = await currentBaseDigest(ctx.paths, m)
-  const to = (await overlayBaseDigest(ctx.paths, prev)) ?? 'unknown'
-  if (ctx.dryRun) return { name, baseFrom: from, baseTo: to, dryRun: true }
-  return withLock(files.lock, `machine ${name}`, async () => {
+  await recoverFirst(ctx, [name])
+  const look = async () => {
+    const m = await loadMachine(ctx.paths, name)
+    const files = vmFiles(ctx.paths, name)
+    if (!existsSync(previousOverlay(files))) throw new UserError(`machine ${name}: no previous boot overlay to roll back to`, 'Rollback works after an upgrade that changed the base image.')
+    const from = await currentBaseDigest(ctx.paths, m)
+    const to = (await overlayBaseDigest(ctx.paths, previousOverlay(files))) ?? 'unknown'
+    return { m, files, from, to }
+  }
+  if (ctx.dryRun) {
+    const { from, to } = await look()
+    return { name, baseFrom: from, baseTo: to, dryRun: true }
+  }
+  return withVms(ctx, [name], async () => {
+    const { m, files, from, to } = await look()
     if (await libvirt.isActive(name)) throw new UserError(`machine ${name}: is running`, `Stop it first: fleet stop-vm ${name}`)
-    const tmp = `${files.boot}.swap`
-    await rename(files.boot, tmp)
-    await rename(prev, files.boot)
-    await rename(tmp, prev)
-    const xml = await machineXml(ctx, m, to)
-    await writeXml(ctx.paths, name, xml)
-    await libvirt.defineXml(xml)
+    const data: RollbackData = { from, to, xmlTo: await machineXml(ctx, m, to), xmlFrom: await machineXml(ctx, m, from) }
+    const intent = await beginIntent(ctx.paths, vmTarget(name), 'rollback', 'swap', data)
+    step('rollback:swap')
+    await renameDurable(files.boot, `${files.boot}.swap`)
+    step('rollback:swapping')
+    await finishSwap(files)
+    step('rollback:define')
+    await writeXml(ctx.paths, name, data.xmlTo)
+    await libvirt.defineXml(data.xmlTo)
+    await intent.done()
     return { name, baseFrom: from, baseTo: to, dryRun: false }
   })
 }

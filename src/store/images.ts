@@ -27,7 +27,7 @@ export interface StoredImage {
   virtualSize: number
 }
 
-const DIGEST = /^[0-9a-f]{64}$/
+export const DIGEST = /^[0-9a-f]{64}$/
 
 export function imagePath(paths: Paths, digest: string): string {
   return join(paths.images, `${digest}.qcow2`)
@@ -39,7 +39,7 @@ export function digestOfPath(paths: Paths, file: string): string | undefined {
   return m && file.startsWith(paths.images) ? m[1] : undefined
 }
 
-function channelsFile(paths: Paths): string {
+export function channelsFile(paths: Paths): string {
   return join(paths.images, 'channels.json')
 }
 
@@ -111,67 +111,10 @@ export async function verifyBaseImage(file: string, shownAs = file): Promise<qem
   return inf
 }
 
-export interface ImportResult {
-  channel: string
-  digest: string
-  path: string
-  previous?: string
-  alreadyStored: boolean
-  /** What the verification read (format, virtual size). */
-  info?: qemuImg.ImageInfo
-}
-
-/**
- * Puts a qcow2 into the store under its content hash (read-only) and points `channel` at it.
- * `move`: the file is fleet's own scratch output on the store's filesystem, so it is hashed
- * in place and renamed instead of copied.
- */
-export async function importImage(paths: Paths, file: string, channel: string, opts: { dryRun?: boolean; move?: boolean } = {}): Promise<ImportResult> {
-  if (!existsSync(file)) throw new UserError(`${file} does not exist`)
-  const info = await verifyBaseImage(file)
-  const before = (await readChannels(paths))[channel]?.digest
-  if (opts.dryRun) return { channel, digest: '(computed on import)', path: paths.images, previous: before, alreadyStored: false, info }
-  await mkdir(paths.images, { recursive: true, mode: 0o755 })
-  let tmp = file
-  let digest: string
-  if (opts.move) digest = await sha256File(file)
-  else {
-    tmp = join(paths.images, `.import-${process.pid}-${Date.now()}.qcow2`)
-    try {
-      digest = await copyHashing(file, tmp)
-    } catch (e) {
-      await rm(tmp, { force: true })
-      throw e
-    }
-  }
-  const dst = imagePath(paths, digest)
-  const alreadyStored = existsSync(dst)
-  if (alreadyStored) await rm(tmp, { force: true })
-  else {
-    await chmod(tmp, 0o444)
-    await rename(tmp, dst)
-  }
-  await setChannel(paths, channel, digest)
-  return { channel, digest, path: dst, previous: before, alreadyStored, info }
-}
-
 /** The store digest an overlay is backed by (from its real backing file), if it is a store image. */
 export async function overlayBaseDigest(paths: Paths, overlay: string): Promise<string | undefined> {
   const inf = await qemuImg.info(overlay)
   return (inf.backingFilename && digestOfPath(paths, inf.backingFilename)) || undefined
-}
-
-/** Points a channel at a stored digest, remembering the one before. */
-export async function setChannel(paths: Paths, channel: string, digest: string): Promise<void> {
-  if (!DIGEST.test(digest)) throw new Error(`bad digest ${digest}`)
-  await withLock(join(paths.images, '.channels.lock'), `image store ${paths.images}`, async () => {
-    const channels = await readChannels(paths)
-    const old = channels[channel]
-    if (old?.digest === digest) return
-    const previous = old ? [old.digest, ...old.previous.filter((d) => d !== old.digest && d !== digest)] : []
-    channels[channel] = { digest, updated: new Date().toISOString(), previous }
-    await writeFileAtomic(channelsFile(paths), JSON.stringify(channels, null, 2) + '\n')
-  })
 }
 
 /** Every stored image with its size. */

@@ -1,5 +1,6 @@
 // Undo guards: each step that creates something registers how to remove it. On failure or
 // Ctrl-C the steps run in reverse and the caller learns what was removed.
+import { beginUndo, endUndo, guardSignals } from './interrupt.js'
 
 export interface UndoStep {
   what: string
@@ -15,17 +16,23 @@ export class Undo {
     this.steps.push({ what, undo })
   }
 
+  /** What is still to be undone (for a second Ctrl-C). */
+  pending(): string[] {
+    return this.steps.map((s) => s.what).reverse()
+  }
+
   /** Runs every registered undo, newest first; never throws. */
   async rollback(): Promise<void> {
-    for (const step of this.steps.reverse()) {
+    while (this.steps.length) {
+      const step = this.steps[this.steps.length - 1]!
       try {
         await step.undo()
         this.removed.push(step.what)
       } catch (e) {
         this.leftBehind.push(`${step.what} (${(e as Error).message})`)
       }
+      this.steps.pop()
     }
-    this.steps = []
   }
 
   /** Forgets the steps: the work is complete. */
@@ -43,33 +50,24 @@ export class RolledBack extends Error {
 }
 
 /**
- * Runs `work` with an Undo. On error or SIGINT/SIGTERM the undo runs and the error is rethrown
- * wrapped in RolledBack, so the command can report what it removed.
+ * Runs `work` with an Undo. On an error, or Ctrl-C/SIGTERM (the running child is stopped, a
+ * step without one ends and the next step() throws), the undo runs to the end and the error is
+ * rethrown wrapped in RolledBack, so the command can report what it removed and exit 130/143.
  */
 export async function withUndo<T>(work: (undo: Undo) => Promise<T>): Promise<T> {
+  guardSignals()
   const undo = new Undo()
-  let interrupted: NodeJS.Signals | undefined
-  let rejectInterrupt: (e: Error) => void = () => {}
-  const interruptedP = new Promise<never>((_, reject) => {
-    rejectInterrupt = reject
-  })
-  interruptedP.catch(() => {})
-  const onSignal = (sig: NodeJS.Signals) => {
-    interrupted = sig
-    rejectInterrupt(new Error(`interrupted by ${sig}`))
-  }
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
   try {
-    const result = await Promise.race([work(undo), interruptedP])
+    const result = await work(undo)
     undo.commit()
     return result
   } catch (e) {
-    await undo.rollback()
+    beginUndo(() => undo.pending())
+    try {
+      await undo.rollback()
+    } finally {
+      endUndo()
+    }
     throw new RolledBack(e, undo)
-  } finally {
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
-    if (interrupted) process.exitCode = 130
   }
 }

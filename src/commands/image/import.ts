@@ -1,7 +1,8 @@
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../../base-command.js'
 import { dryRun } from '../../flags.js'
-import { channelKey, importImage, type ImportResult } from '../../store/images.js'
+import { channelKey } from '../../store/images.js'
+import { importImage, type ImportResult } from '../../store/import.js'
 import { ARCHES, type Arch } from '../../machines/model.js'
 import { checkChannel } from '../../machines/validate.js'
 import { UserError } from '../../errors.js'
@@ -20,7 +21,7 @@ export default class ImageImport extends BaseCommand<typeof ImageImport> {
   async run(): Promise<ImportResult> {
     const bad = checkChannel(this.flags.name)
     if (bad) throw new UserError(bad)
-    const r = await importImage(this.paths(), this.args.file, channelKey(this.flags.name, this.flags.arch as Arch), { dryRun: this.flags['dry-run'] })
+    const r = await importImage({ paths: this.paths(), log: this.progress }, this.args.file, channelKey(this.flags.name, this.flags.arch as Arch), { dryRun: this.flags['dry-run'] })
     if (!this.jsonEnabled()) {
       this.log(`${r.channel} → ${r.digest}${r.alreadyStored ? ' (already in the store)' : ''}${r.previous && r.previous !== r.digest ? ` (was ${r.previous.slice(0, 12)})` : ''}`)
     }

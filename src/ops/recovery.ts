@@ -1,0 +1,143 @@
+// What each interrupted operation's intent record means, and how it is resolved. Every step
+// here looks at what is really on disk and in libvirt, so running it twice is harmless.
+//   create   → rolled back: everything the run made is removed (nothing existed before it:
+//              the checks ran inside the lock, before the record was written).
+//   upgrade  → before the identity resync: rolled back (new overlay removed, VM restarted if it
+//              ran); from the resync on: rolled forward (resync again, switch, define, start).
+//   rollback → the overlay swap is finished and the domain defined for the overlay in place.
+import { existsSync } from 'node:fs'
+import { readdir, rm, rmdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import * as libvirt from '../adapters/libvirt.js'
+import { UserError } from '../errors.js'
+import type { VmName } from '../name.js'
+import { vmFiles, type VmFiles } from '../repo.js'
+import type { FleetContext } from '../services/context.js'
+import { xmlPath } from '../services/domain-xml.js'
+import { overlayBaseDigest } from '../store/images.js'
+import { renameDurable, unlinkDurable, writeFileAtomic } from '../util/fsx.js'
+import { Undo } from '../util/undo.js'
+import type { IntentHandle } from './intent.js'
+
+export interface CreateData {
+  /** machines/NAME was written by this run (and so is removed on rollback). */
+  newDefinition: boolean
+  /** libvirt/NAME.xml before the run (null: there was none). */
+  xmlBefore: string | null
+  /** console.log was there before the run (kept: it is the old VM's log). */
+  consoleBefore: boolean
+}
+
+/** The undo of a create-vm: idempotent, and only what exists is listed. */
+export async function undoCreate(ctx: FleetContext, name: VmName, data: CreateData): Promise<Undo> {
+  const { paths } = ctx
+  const files = vmFiles(paths, name)
+  const undo = new Undo()
+  const rmFile = (f: string) => () => unlinkDurable(f)
+  if (data.newDefinition && existsSync(join(paths.machines, name))) {
+    undo.add(`definition ${join(paths.machines, name)}`, () => rm(join(paths.machines, name), { recursive: true, force: true }))
+  }
+  const xml = xmlPath(paths, name)
+  if (data.xmlBefore === null && existsSync(xml)) undo.add(`XML ${xml}`, rmFile(xml))
+  if (data.xmlBefore !== null) undo.add(`XML ${xml} (restored)`, () => writeFileAtomic(xml, data.xmlBefore!))
+  if (existsSync(files.dir)) {
+    undo.add(`folder ${files.dir}`, async () => {
+      if (existsSync(files.dir) && !(await readdir(files.dir)).length) await rmdir(files.dir)
+    })
+  }
+  for (const f of [files.boot, files.var, join(files.dir, 'identity.json'), files.nvram, ...(data.consoleBefore ? [] : [files.console])]) {
+    if (existsSync(f)) undo.add(f === files.var ? `/var disk ${f}` : f === files.boot ? `boot overlay ${f}` : f, rmFile(f))
+  }
+  // Defined by this run: nothing of that name existed when it started (checked under the lock).
+  if (await libvirt.domainState(name)) {
+    undo.add(`domain ${name}`, async () => {
+      await libvirt.destroy(name)
+      await libvirt.undefineWithNvram(name)
+    })
+  }
+  return undo
+}
+
+export async function recoverCreate(ctx: FleetContext, name: VmName, intent: IntentHandle<CreateData>): Promise<string[]> {
+  const undo = await undoCreate(ctx, name, intent.data)
+  await undo.rollback()
+  if (undo.leftBehind.length) {
+    throw new UserError(`machine ${name}: could not roll back the interrupted create-vm: ${undo.leftBehind.join('; ')}`, 'Fix the cause (see the message) and run the command again; the intent record stays until then.')
+  }
+  await intent.done()
+  return [`rolled back the interrupted create-vm (removed ${undo.removed.join(', ') || 'nothing'})`]
+}
+
+export interface UpgradeData {
+  wasRunning: boolean
+  from: string
+  to: string
+  /** A new boot overlay (boot.qcow2.next) replaces boot.qcow2; false when only identity/XML change. */
+  newOverlay: boolean
+  /** /var/identity is resynced (from machines/NAME, read again on recovery: no keys in here). */
+  identityChanged: boolean
+  manifest: Record<string, string>
+  xml: string
+  oldXml: string | null
+}
+
+export const nextOverlay = (f: VmFiles) => `${f.boot}.next`
+export const previousOverlay = (f: VmFiles) => `${f.boot}.previous`
+
+/** boot.qcow2.next → boot.qcow2, the old one → .previous. Resumable at any point. */
+export async function switchOverlays(files: VmFiles): Promise<void> {
+  const next = nextOverlay(files)
+  if (!existsSync(next)) return // done (or never started)
+  if (existsSync(files.boot)) await renameDurable(files.boot, previousOverlay(files))
+  await renameDurable(next, files.boot)
+}
+
+/** Set by upgrade.ts (it owns the resync and the rest of the switch); avoids an import cycle. */
+export const upgradeSteps: {
+  rollForward?: (ctx: FleetContext, name: VmName, intent: IntentHandle<UpgradeData>) => Promise<string>
+} = {}
+
+export async function recoverUpgrade(ctx: FleetContext, name: VmName, intent: IntentHandle<UpgradeData>): Promise<string[]> {
+  const files = vmFiles(ctx.paths, name)
+  const d = intent.data
+  if (intent.intent.phase === 'stopping' || intent.intent.phase === 'prepared') {
+    await rm(nextOverlay(files), { force: true })
+    if (d.wasRunning && !(await libvirt.isActive(name))) await libvirt.start(name)
+    await intent.done()
+    return [`rolled back the interrupted upgrade: still on ${d.from.slice(0, 12)}${d.wasRunning ? ', restarted' : ''}`]
+  }
+  if (!upgradeSteps.rollForward) throw new Error('upgrade recovery is not registered')
+  const what = await upgradeSteps.rollForward(ctx, name, intent)
+  await intent.done()
+  return [what]
+}
+
+export interface RollbackData {
+  /** Digest of boot.qcow2 before the rollback, and of .previous (the one it goes back to). */
+  from: string
+  to: string
+  /** XML for each side: `to` is the target. */
+  xmlTo: string
+  xmlFrom: string
+}
+
+/** Swaps boot.qcow2 and .previous through .swap; resumable at any point. */
+export async function finishSwap(files: VmFiles): Promise<void> {
+  const swap = `${files.boot}.swap`
+  const prev = previousOverlay(files)
+  if (!existsSync(swap)) return
+  if (!existsSync(files.boot)) await renameDurable(prev, files.boot)
+  await renameDurable(swap, prev)
+}
+
+export async function recoverRollback(ctx: FleetContext, name: VmName, intent: IntentHandle<RollbackData>): Promise<string[]> {
+  const files = vmFiles(ctx.paths, name)
+  await finishSwap(files)
+  const d = intent.data
+  const on = await overlayBaseDigest(ctx.paths, files.boot)
+  const xml = on === d.to ? d.xmlTo : d.xmlFrom
+  await writeFileAtomic(xmlPath(ctx.paths, name), xml)
+  await libvirt.defineXml(xml)
+  await intent.done()
+  return [`finished the interrupted rollback: on ${(on ?? 'unknown').slice(0, 12)}`]
+}
