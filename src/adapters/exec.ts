@@ -1,7 +1,7 @@
 // The only module that starts processes. Every host command goes through here, as an argument
-// array, prefixed with HOST_CMD and (for privileged tools) SUDO.
+// array, prefixed (for privileged tools) with SUDO.
 import { execa, type Options } from 'execa'
-import { ToolError } from '../errors.js'
+import { ToolError, UserError } from '../errors.js'
 import { words, type Env } from '../util/env.js'
 import { childCancelSignal, interruptedError } from '../util/interrupt.js'
 
@@ -26,9 +26,22 @@ export interface RunResult {
   exitCode: number
 }
 
-/** The argv actually executed for `cmd args`, honouring HOST_CMD and SUDO. */
+/**
+ * HOST_CMD (a prefix such as `ssh host` for every command) was removed: a remote shell re-splits
+ * the arguments, and temp files and locks would stay on this machine. Set, it is an error rather
+ * than being ignored, so no one runs against the wrong host.
+ */
+export function assertNoHostCmd(env: Env = process.env): void {
+  if (env.HOST_CMD) {
+    throw new UserError(`HOST_CMD is set ("${env.HOST_CMD}"), but fleet no longer supports running host commands through a prefix`,
+      'Unset HOST_CMD and run fleet on the libvirt host itself (e.g. `ssh host fleet ...`).')
+  }
+}
+
+/** The argv actually executed for `cmd args`, honouring SUDO. */
 export function commandLine(cmd: string[], privileged = false, env: Env = process.env): string[] {
-  return [...words(env.HOST_CMD), ...(privileged ? words(env.SUDO) : []), ...cmd]
+  assertNoHostCmd(env)
+  return [...(privileged ? words(env.SUDO) : []), ...cmd]
 }
 
 /** Runs a tool; resolves with its output or rejects with a ToolError. */
@@ -76,12 +89,13 @@ export async function runInteractive(cmd: string[], args: string[]): Promise<num
   return r.exitCode ?? 1
 }
 
-/** True if `name` resolves to an executable (on the host, through HOST_CMD). */
+/** True if `name` resolves to an executable. */
 export async function which(name: string): Promise<string | undefined> {
   try {
     const r = await tryRun(['sh', '-c', 'command -v "$1"', 'sh'], [name])
     return r.exitCode === 0 ? r.stdout.trim() : undefined
-  } catch {
+  } catch (e) {
+    if (e instanceof UserError) throw e // HOST_CMD set: say so instead of "not installed"
     return undefined
   }
 }
