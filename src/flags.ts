@@ -8,3 +8,6 @@ export const virtType = Flags.string({
 })
 export const timeout = Flags.integer({ description: 'Seconds to wait for an ACPI shutdown', default: 60, min: 1 })
 export const nameArg = Args.string({ description: 'Machine name (folder in machines/)', required: true })
+export const adopt = Flags.boolean({
+  description: 'Act on a libvirt domain of this name even if this fleet does not own it (defined by another fleet, an older fleet or another tool); define-vm then writes this fleet\'s id into it',
+})

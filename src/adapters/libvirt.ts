@@ -3,6 +3,7 @@
 // Services never see a raw connection.
 import { ToolError } from '../errors.js'
 import { libvirtUri, words } from '../util/env.js'
+import { parseDomain } from '../xml/serialize.js'
 import { run, runInteractive, tryRun } from './exec.js'
 
 export type DomainStateName = 'running' | 'blocked' | 'paused' | 'shutdown' | 'shut off' | 'crashed' | 'pmsuspended' | 'no state'
@@ -14,6 +15,7 @@ type Domain = Awaited<ReturnType<Hypervisor['domainLookupByName']>>
 
 const VIR_ERR_NO_DOMAIN = 42
 const VIR_ERR_OPERATION_INVALID = 55
+const VIR_DOMAIN_XML_INACTIVE = 2
 
 // The binding does not always carry libvirt's error code; fall back to its message text.
 function isNoDomain(e: unknown): boolean {
@@ -103,7 +105,36 @@ export async function defineXml(xml: string): Promise<void> {
 export async function domainXml(name: string, inactive = false): Promise<string | undefined> {
   const d = await lookup(name)
   if (!d) return undefined
-  return call(`dumpxml ${name}`, () => d.getXMLDesc(inactive ? 2 : 0))
+  return call(`dumpxml ${name}`, () => d.getXMLDesc(inactive ? VIR_DOMAIN_XML_INACTIVE : 0))
+}
+
+/**
+ * Who a defined domain says it belongs to, from fleet's metadata in its persistent XML (what the
+ * next define replaces): `fleet` with the fleet id, `legacy` when an older fleet defined it (fleet
+ * metadata without an id), `none` when it has no fleet metadata (defined by another tool).
+ */
+export type DomainOwner = (
+  | { kind: 'fleet'; fleetId: string; machine: string }
+  | { kind: 'legacy'; machine: string }
+  | { kind: 'none' }
+) & { /** Source files of its disks: they show which state directory it uses. */ disks: string[] }
+
+/** The owner recorded in a defined domain's XML, or undefined if no domain of that name is defined. */
+export async function domainOwner(name: string): Promise<DomainOwner | undefined> {
+  const d = await lookup(name)
+  if (!d) return undefined
+  let xml: string
+  try {
+    xml = await d.getXMLDesc(VIR_DOMAIN_XML_INACTIVE)
+  } catch (e) {
+    if (isNoDomain(e)) return undefined // undefined between lookup and dumpxml
+    throw libvirtError(`dumpxml ${name}`, e)
+  }
+  const parsed = parseDomain(xml)
+  const disks = parsed.disks.map((x) => x.source).filter(Boolean)
+  const fleet = parsed.fleet
+  if (!fleet) return { kind: 'none', disks }
+  return fleet.fleetId ? { kind: 'fleet', fleetId: fleet.fleetId, machine: fleet.machine, disks } : { kind: 'legacy', machine: fleet.machine, disks }
 }
 
 export async function start(name: string): Promise<void> {

@@ -3,7 +3,7 @@ import { confirm } from '@inquirer/prompts'
 import { vmName } from '../name.js'
 import { BaseCommand } from '../base-command.js'
 import { UserError } from '../errors.js'
-import { dryRun, nameArg } from '../flags.js'
+import { adopt, dryRun, nameArg } from '../flags.js'
 import { destroyVm, type DestroyResult } from '../services/lifecycle.js'
 
 export default class DestroyVm extends BaseCommand<typeof DestroyVm> {
@@ -15,6 +15,7 @@ export default class DestroyVm extends BaseCommand<typeof DestroyVm> {
     yes: Flags.boolean({ char: 'y', description: 'Do not ask before deleting data' }),
     timeout: Flags.integer({ description: 'Seconds to wait for an ACPI shutdown before powering off', default: 30, min: 1 }),
     'dry-run': dryRun,
+    adopt,
   }
 
   async run(): Promise<DestroyResult> {
@@ -23,7 +24,7 @@ export default class DestroyVm extends BaseCommand<typeof DestroyVm> {
       if (!process.stdin.isTTY) throw new UserError(`machine ${name}: --delete-data deletes the /var disk; pass --yes to confirm without a terminal`)
       if (!(await confirm({ message: `Delete the /var disk of ${name} for good?`, default: false }))) throw new UserError(`machine ${name}: not destroyed (data deletion not confirmed)`)
     }
-    const r = await destroyVm(this.context({ dryRun: this.flags['dry-run'] }), name, { deleteData: this.flags['delete-data'], timeoutS: this.flags.timeout })
+    const r = await destroyVm(this.context({ dryRun: this.flags['dry-run'] }), name, { deleteData: this.flags['delete-data'], timeoutS: this.flags.timeout, adopt: this.flags.adopt })
     if (!this.jsonEnabled()) {
       this.log(`${r.dryRun ? 'Would remove' : 'Removed'}:${r.removed.map((x) => `\n  ${x}`).join('') || ' nothing'}`)
       if (r.kept.length) this.log(`Kept:${r.kept.map((x) => `\n  ${x}`).join('')}`)

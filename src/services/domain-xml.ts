@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { findFirmware } from '../firmware.js'
 import type { Machine } from '../machines/model.js'
 import { vmFiles, type Paths } from '../repo.js'
+import { fleetId, readFleetId } from '../store/fleet-id.js'
 import { channelKey, overlayBaseDigest, readChannels } from '../store/images.js'
 import { writeFileAtomic } from '../util/fsx.js'
 import { buildDomain } from '../xml/build-domain.js'
@@ -30,6 +31,7 @@ export interface XmlSettings {
   onReboot: LifecycleAction
   userNet: UserNetBackend
   baseDigest: string
+  fleetId: string
 }
 
 export function renderXml(paths: Paths, m: Machine, s: XmlSettings): string {
@@ -40,14 +42,22 @@ export function renderXml(paths: Paths, m: Machine, s: XmlSettings): string {
     firmware: findFirmware(m.arch),
     files: vmFiles(paths, m.name),
     baseDigest: s.baseDigest,
+    fleetId: s.fleetId,
   }))
 }
 
-/** The XML of machine `m` on `baseDigest` with this host's settings (KVM or not, user networking). */
+/** Stands in for the fleet id in a dry run on a state directory that has none yet (a dry run writes nothing). */
+export const FLEET_ID_PENDING = 'made-on-first-define'
+
+/**
+ * The XML of machine `m` on `baseDigest` with this host's settings (KVM or not, user networking),
+ * carrying this state directory's fleet id (made on first use, except in a dry run).
+ */
 export async function machineXml(ctx: FleetContext, m: Machine, baseDigest: string): Promise<string> {
   const virtType = await ctx.virtType()
   const userNet = m.network === 'user' ? await resolveUserNet(virtType, m.arch) : 'slirp'
-  return renderXml(ctx.paths, m, { virtType, onReboot: ctx.onReboot, userNet, baseDigest })
+  const id = ctx.dryRun ? ((await readFleetId(ctx.paths)) ?? FLEET_ID_PENDING) : await fleetId(ctx.paths)
+  return renderXml(ctx.paths, m, { virtType, onReboot: ctx.onReboot, userNet, baseDigest, fleetId: id })
 }
 
 export interface XmlWrite {

@@ -1,15 +1,22 @@
 // define / start / stop / destroy of existing machines.
 import { existsSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
+import { lstat, realpath, rm } from 'node:fs/promises'
+import { basename, dirname, resolve, sep } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as libvirt from '../adapters/libvirt.js'
 import { UserError } from '../errors.js'
 import type { VmName } from '../name.js'
 import { loadMachine } from '../machines/repository.js'
-import { vmFiles } from '../repo.js'
+import { vmFiles, type Paths } from '../repo.js'
 import { withLock } from '../util/lock.js'
 import type { FleetContext } from './context.js'
 import { currentBaseDigest, machineXml, writeXml } from './domain-xml.js'
+import { assertOwned } from './ownership.js'
+
+/** --adopt: act on a libvirt domain of that name even if this fleet does not own it (see ownership.ts). */
+export interface AdoptOption {
+  adopt?: boolean
+}
 
 export interface DefineResult {
   name: string
@@ -19,8 +26,9 @@ export interface DefineResult {
 }
 
 /** (Re)defines the domain from machines/<name> without touching disks. */
-export async function defineVm(ctx: FleetContext, name: VmName): Promise<DefineResult> {
+export async function defineVm(ctx: FleetContext, name: VmName, opts: AdoptOption = {}): Promise<DefineResult> {
   const m = await loadMachine(ctx.paths, name)
+  await assertOwned(ctx.paths, name, { adopt: opts.adopt, log: ctx.log })
   const files = vmFiles(ctx.paths, name)
   if (!existsSync(files.boot) || !existsSync(files.var)) {
     throw new UserError(`machine ${name}: its disks are missing in ${files.dir}`, `Create them with \`fleet create-vm ${name}\`.`)
@@ -44,7 +52,8 @@ async function stateOf(name: string): Promise<libvirt.DomainStateName> {
   return s
 }
 
-export async function startVm(ctx: FleetContext, name: VmName): Promise<StateChange> {
+export async function startVm(ctx: FleetContext, name: VmName, opts: AdoptOption = {}): Promise<StateChange> {
+  await assertOwned(ctx.paths, name, { adopt: opts.adopt, log: ctx.log })
   const before = await stateOf(name)
   if (before === 'running' || ctx.dryRun) return { name, before, after: ctx.dryRun ? 'running' : before, dryRun: ctx.dryRun }
   ctx.log(`Starting ${name}`)
@@ -63,7 +72,8 @@ export async function waitOff(name: string, timeoutMs: number): Promise<boolean>
 }
 
 /** ACPI shutdown, wait up to `timeoutS`; then destroy if `force`, else a clear error. */
-export async function stopVm(ctx: FleetContext, name: VmName, opts: { timeoutS: number; force: boolean }): Promise<StateChange & { forced: boolean }> {
+export async function stopVm(ctx: FleetContext, name: VmName, opts: { timeoutS: number; force: boolean } & AdoptOption): Promise<StateChange & { forced: boolean }> {
+  await assertOwned(ctx.paths, name, { adopt: opts.adopt, log: ctx.log })
   const before = await stateOf(name)
   if (!(await libvirt.isActive(name)) || ctx.dryRun) return { name, before, after: ctx.dryRun ? 'shut off' : before, dryRun: ctx.dryRun, forced: false }
   ctx.log(`Shutting down ${name} (ACPI, up to ${opts.timeoutS}s)`)
@@ -87,23 +97,47 @@ export interface DestroyResult {
   dryRun: boolean
 }
 
-/** Power off, undefine (with NVRAM), delete the boot overlay; /var stays unless deleteData. */
-export async function destroyVm(ctx: FleetContext, name: VmName, opts: { deleteData: boolean; timeoutS: number }): Promise<DestroyResult> {
+/**
+ * The VM's folder, checked to be a real folder directly inside <state>/vms (not a symlink, not
+ * elsewhere by any spelling of the name), so destroy never deletes anything outside it.
+ */
+async function vmDirInside(paths: Paths, name: VmName): Promise<string> {
+  const vms = resolve(paths.vms)
+  const dir = resolve(vmFiles(paths, name).dir)
+  const refuse = (why: string) => new UserError(`machine ${JSON.stringify(name)}: refusing to delete ${dir}: ${why}`, `Only folders directly inside ${vms} are deleted; remove anything else by hand.`)
+  if (dirname(dir) !== vms || basename(dir) !== name || name === '.' || name === '..') throw refuse(`not a folder directly inside ${vms}`)
+  const st = await lstat(dir).catch(() => undefined)
+  if (!st) return dir
+  if (!st.isDirectory()) throw refuse(st.isSymbolicLink() ? 'it is a symbolic link' : 'it is not a folder')
+  const [realDir, realVms] = await Promise.all([realpath(dir), realpath(vms)])
+  if (dirname(realDir) !== realVms) throw refuse(`it resolves to ${realDir}, outside ${realVms}`)
+  return dir
+}
+
+/** Power off, undefine (with NVRAM), delete the boot overlay; /var stays unless deleteData. Refuses a domain this fleet does not own (unless adopt). */
+export async function destroyVm(ctx: FleetContext, name: VmName, opts: { deleteData: boolean; timeoutS: number } & AdoptOption): Promise<DestroyResult> {
   const files = vmFiles(ctx.paths, name)
-  const state = await libvirt.domainState(name)
-  if (!state && !existsSync(files.dir)) {
-    throw new UserError(`machine ${name}: nothing to destroy (no domain, no ${files.dir})`)
+  const dir = await vmDirInside(ctx.paths, name)
+  // What would go; read again inside the lock, where it counts.
+  const survey = async () => {
+    await assertOwned(ctx.paths, name, { adopt: opts.adopt, log: ctx.log })
+    const state = await libvirt.domainState(name)
+    if (!state && !existsSync(dir)) throw new UserError(`machine ${name}: nothing to destroy (no domain, no ${dir})`)
+    const deletes = [files.nvram, files.boot, `${files.boot}.previous`, ...(opts.deleteData ? [files.var, files.console] : [])]
+    for (const f of deletes) if (!f.startsWith(dir + sep)) throw new Error(`bug: ${f} is outside ${dir}`)
+    const plan = [
+      ...(state ? [`domain ${name}${state === 'shut off' ? '' : ` (${state}, powered off)`}`] : []),
+      ...deletes.filter(existsSync),
+    ]
+    const kept = !opts.deleteData && existsSync(files.var) ? [files.var] : []
+    return { state, deletes, plan, kept }
   }
-  const removed: string[] = []
-  const kept: string[] = []
-  const plan = [
-    ...(state ? [`domain ${name}${state === 'shut off' ? '' : ` (${state}, powered off)`}`] : []),
-    ...[files.nvram, files.boot, `${files.boot}.previous`].filter(existsSync),
-    ...(opts.deleteData ? [files.var, files.console].filter(existsSync) : []),
-  ]
-  if (!opts.deleteData && existsSync(files.var)) kept.push(files.var)
-  if (ctx.dryRun) return { name, removed: plan, kept, dryRun: true }
+  if (ctx.dryRun) {
+    const { plan, kept } = await survey()
+    return { name, removed: plan, kept, dryRun: true }
+  }
   return withLock(files.lock, `machine ${name}`, async () => {
+    const { state, deletes, plan, kept } = await survey()
     if (state) {
       // A graceful stop first so the guest flushes /var; then power off whatever is left.
       if (await libvirt.isActive(name)) {
@@ -113,11 +147,8 @@ export async function destroyVm(ctx: FleetContext, name: VmName, opts: { deleteD
       }
       await libvirt.undefineWithNvram(name)
     }
-    for (const f of [files.nvram, files.boot, `${files.boot}.previous`, ...(opts.deleteData ? [files.var, files.console] : [])]) {
-      if (existsSync(f)) await rm(f, { force: true })
-    }
-    removed.push(...plan)
-    if (opts.deleteData) await rm(files.dir, { recursive: true, force: true })
-    return { name, removed, kept, dryRun: false }
+    for (const f of deletes) if (existsSync(f)) await rm(f, { force: true })
+    if (opts.deleteData) await rm(dir, { recursive: true, force: true })
+    return { name, removed: plan, kept, dryRun: false }
   })
 }

@@ -9,6 +9,8 @@ export interface DomainContext {
   firmware: Firmware
   files: VmFiles
   baseDigest: string
+  /** This state directory's fleet id, written into the fleet metadata (ownership). */
+  fleetId: string
   /** What a guest reboot does; tests use destroy so a broken guest cannot loop. */
   onReboot: LifecycleAction
   /** How network "user" is realised on this host (see Interface). */
@@ -30,7 +32,7 @@ export function buildDomain(m: Machine, ctx: DomainContext): Domain {
     type: ctx.virtType,
     name: m.name,
     uuid: m.uuid,
-    metadata: { machine: m.name, base: { channel: m.base, digest: ctx.baseDigest } },
+    metadata: { fleetId: ctx.fleetId, machine: m.name, base: { channel: m.base, digest: ctx.baseDigest } },
     memoryKiB: m.memoryBytes / 1024,
     vcpu: m.vcpus,
     os: {

@@ -24,6 +24,8 @@ export interface Domain {
 export type LifecycleAction = 'destroy' | 'restart'
 
 export interface FleetMetadata {
+  /** The fleet id of the state directory that defined the domain (see store/fleet-id.ts). */
+  fleetId: string
   machine: string
   base: { channel: string; digest: string }
 }

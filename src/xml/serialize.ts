@@ -71,6 +71,7 @@ export function domainTree(d: Domain): Node {
         'fleet:machine': {
           '@_xmlns:fleet': FLEET_NS,
           '@_name': d.metadata.machine,
+          '@_fleet-id': d.metadata.fleetId,
           'fleet:base': { '@_channel': d.metadata.base.channel, '@_digest': d.metadata.base.digest },
         },
       },
@@ -130,6 +131,21 @@ export interface DomainSummary {
   nvram?: string
   consoleLog?: string
   base?: { channel: string; digest: string }
+  /** fleet's metadata element, if the domain has one: its machine name and fleet id (absent when an older fleet defined it). */
+  fleet?: { machine: string; fleetId?: string }
+}
+
+/** fleet's <machine> element under <metadata>, found by namespace URI whatever prefix it was given. */
+function fleetElement(metadata: Node | undefined): Node | undefined {
+  if (!metadata || typeof metadata !== 'object') return undefined
+  for (const [key, value] of Object.entries(metadata)) {
+    const [prefix, local] = key.includes(':') ? key.split(':', 2) : [undefined, key]
+    if (local !== 'machine' || !value || typeof value !== 'object') continue
+    const el = (Array.isArray(value) ? value[0] : value) as Node
+    const ns = prefix ? el[`@_xmlns:${prefix}`] : el['@_xmlns']
+    if (ns === FLEET_NS) return el
+  }
+  return undefined
 }
 
 export function parseDomain(xml: string): DomainSummary {
@@ -149,8 +165,8 @@ export function parseDomain(xml: string): DomainSummary {
     const m = /(?:^|,)mac=([0-9a-f:]{17})/i.exec(String(a['@_value'] ?? ''))
     if (m) macs.push(m[1]!)
   }
-  const meta = get(get(dom, 'metadata'), 'fleet:machine')
-  const base = get(meta, 'fleet:base')
+  const meta = fleetElement(get(dom, 'metadata'))
+  const base = meta && Object.entries(meta).find(([k]) => k === 'base' || k.endsWith(':base'))?.[1] as Node | undefined
   return {
     name: String(text(dom.name) ?? ''),
     uuid: String(text(dom.uuid) ?? ''),
@@ -160,5 +176,6 @@ export function parseDomain(xml: string): DomainSummary {
     nvram: text(get(get(dom, 'os'), 'nvram')),
     consoleLog: get(get(get(devices, 'serial'), 'log'), '@_file') as unknown as string | undefined,
     base: base ? { channel: String(base['@_channel']), digest: String(base['@_digest']) } : undefined,
+    fleet: meta ? { machine: String(meta['@_name'] ?? ''), ...(meta['@_fleet-id'] ? { fleetId: String(meta['@_fleet-id']) } : {}) } : undefined,
   }
 }

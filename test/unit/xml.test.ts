@@ -6,8 +6,9 @@ import { describe, expect, it } from 'vitest'
 import type { Machine } from '../../src/machines/model.js'
 import { statePaths, vmFiles } from '../../src/repo.js'
 import { buildDomain } from '../../src/xml/build-domain.js'
-import { parseDomain, serializeDomain } from '../../src/xml/serialize.js'
+import { FLEET_NS, parseDomain, serializeDomain } from '../../src/xml/serialize.js'
 
+const FLEET_ID = '0b7c4d2e-8f1a-4c3b-9d6e-5a4f3e2d1c0b'
 const paths = statePaths('/srv/fleet', '/var/lib/fleet')
 const machine = (over: Partial<Machine> = {}): Machine => ({
   name: 'web1', dir: '/srv/fleet/machines/web1', memory: '512M', memoryBytes: 512 * 1024 ** 2, vcpus: 2, varSize: '1G', varSizeBytes: 1024 ** 3,
@@ -15,7 +16,7 @@ const machine = (over: Partial<Machine> = {}): Machine => ({
 })
 const ctx = (virtType: 'kvm' | 'qemu' = 'qemu', userNet: 'passt' | 'slirp' = 'passt') => ({
   virtType, onReboot: 'restart' as const, userNet, firmware: { code: '/usr/share/OVMF/OVMF_CODE_4M.fd', vars: '/usr/share/OVMF/OVMF_VARS_4M.fd' },
-  files: vmFiles(paths, 'web1'), baseDigest: 'ab'.repeat(32),
+  files: vmFiles(paths, 'web1'), baseDigest: 'ab'.repeat(32), fleetId: FLEET_ID,
 })
 
 const dir = mkdtempSync(join(tmpdir(), 'fleet-xml-'))
@@ -68,6 +69,21 @@ describe('domain XML', () => {
     expect(xml).toContain('<qemu:arg value="user,id=fleetnet0,hostfwd=tcp:127.0.0.1:2222-:22"/>')
     expect(xml).toContain('<qemu:arg value="virtio-net-pci,netdev=fleetnet0,mac=52:54:00:aa:bb:cc,bus=pcie.0,addr=0x10"/>')
     expect(parseDomain(xml).macs).toEqual(['52:54:00:aa:bb:cc'])
+  })
+
+  it('carries the fleet id in the fleet metadata and reads it back', () => {
+    const xml = serializeDomain(buildDomain(machine(), ctx()))
+    expect(xml).toContain(`<fleet:machine xmlns:fleet="${FLEET_NS}" name="web1" fleet-id="${FLEET_ID}">`)
+    expect(parseDomain(xml).fleet).toEqual({ machine: 'web1', fleetId: FLEET_ID })
+  })
+
+  it('tells fleet metadata without an id (older fleet) and no fleet metadata apart, whatever the prefix', () => {
+    const legacy = `<domain type="qemu"><name>web1</name><metadata><f:machine xmlns:f="${FLEET_NS}" name="web1"><f:base channel="base" digest="cd"/></f:machine></metadata></domain>`
+    expect(parseDomain(legacy).fleet).toEqual({ machine: 'web1' })
+    expect(parseDomain(legacy).base).toEqual({ channel: 'base', digest: 'cd' })
+    const other = `<domain type="qemu"><name>web1</name><metadata><fleet:machine xmlns:fleet="https://example.org/not-fleet" name="web1" fleet-id="${FLEET_ID}"/></metadata></domain>`
+    expect(parseDomain(other).fleet).toBeUndefined()
+    expect(parseDomain('<domain type="qemu"><name>web1</name></domain>').fleet).toBeUndefined()
   })
 
   it('escapes values instead of templating them', () => {
