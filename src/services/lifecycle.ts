@@ -8,14 +8,25 @@ import { UserError } from '../errors.js'
 import type { VmName } from '../name.js'
 import { loadMachine } from '../machines/repository.js'
 import { vmFiles, type Paths } from '../repo.js'
-import { withLock } from '../util/lock.js'
+import { recoverFirst, withVms } from '../ops/vm-op.js'
 import type { FleetContext } from './context.js'
 import { currentBaseDigest, machineXml, writeXml } from './domain-xml.js'
 import { assertOwned } from './ownership.js'
 
-/** --adopt: act on a libvirt domain of that name even if this fleet does not own it (see ownership.ts). */
+/** --adopt: act on a libvirt domain of that name even if this fleet does not own it (see ownership.ts); default ctx.adopt. */
 export interface AdoptOption {
   adopt?: boolean
+}
+
+const owned = (ctx: FleetContext, name: VmName, opts: AdoptOption) => assertOwned(ctx.paths, name, { adopt: opts.adopt ?? ctx.adopt, log: ctx.log })
+
+/** Runs `fn` under NAME's lock after resolving an interrupted operation on it; a dry run only reports one and takes no lock. */
+async function locked<T>(ctx: FleetContext, name: VmName, fn: () => Promise<T>): Promise<T> {
+  if (ctx.dryRun) {
+    await recoverFirst(ctx, [name])
+    return fn()
+  }
+  return withVms(ctx, [name], fn)
 }
 
 export interface DefineResult {
@@ -27,8 +38,12 @@ export interface DefineResult {
 
 /** (Re)defines the domain from machines/<name> without touching disks. */
 export async function defineVm(ctx: FleetContext, name: VmName, opts: AdoptOption = {}): Promise<DefineResult> {
+  return locked(ctx, name, () => defineLocked(ctx, name, opts))
+}
+
+async function defineLocked(ctx: FleetContext, name: VmName, opts: AdoptOption): Promise<DefineResult> {
   const m = await loadMachine(ctx.paths, name)
-  await assertOwned(ctx.paths, name, { adopt: opts.adopt, log: ctx.log })
+  await owned(ctx, name, opts)
   const files = vmFiles(ctx.paths, name)
   if (!existsSync(files.boot) || !existsSync(files.var)) {
     throw new UserError(`machine ${name}: its disks are missing in ${files.dir}`, `Create them with \`fleet create-vm ${name}\`.`)
@@ -52,8 +67,9 @@ async function stateOf(name: string): Promise<libvirt.DomainStateName> {
   return s
 }
 
+/** Starts the domain. Takes no lock: create-vm calls it under its own (flock is not re-entrant). */
 export async function startVm(ctx: FleetContext, name: VmName, opts: AdoptOption = {}): Promise<StateChange> {
-  await assertOwned(ctx.paths, name, { adopt: opts.adopt, log: ctx.log })
+  await owned(ctx, name, opts)
   const before = await stateOf(name)
   if (before === 'running' || ctx.dryRun) return { name, before, after: ctx.dryRun ? 'running' : before, dryRun: ctx.dryRun }
   ctx.log(`Starting ${name}`)
@@ -73,7 +89,11 @@ export async function waitOff(name: string, timeoutMs: number): Promise<boolean>
 
 /** ACPI shutdown, wait up to `timeoutS`; then destroy if `force`, else a clear error. */
 export async function stopVm(ctx: FleetContext, name: VmName, opts: { timeoutS: number; force: boolean } & AdoptOption): Promise<StateChange & { forced: boolean }> {
-  await assertOwned(ctx.paths, name, { adopt: opts.adopt, log: ctx.log })
+  return locked(ctx, name, () => stopLocked(ctx, name, opts))
+}
+
+async function stopLocked(ctx: FleetContext, name: VmName, opts: { timeoutS: number; force: boolean } & AdoptOption): Promise<StateChange & { forced: boolean }> {
+  await owned(ctx, name, opts)
   const before = await stateOf(name)
   if (!(await libvirt.isActive(name)) || ctx.dryRun) return { name, before, after: ctx.dryRun ? 'shut off' : before, dryRun: ctx.dryRun, forced: false }
   ctx.log(`Shutting down ${name} (ACPI, up to ${opts.timeoutS}s)`)
@@ -118,9 +138,9 @@ async function vmDirInside(paths: Paths, name: VmName): Promise<string> {
 export async function destroyVm(ctx: FleetContext, name: VmName, opts: { deleteData: boolean; timeoutS: number } & AdoptOption): Promise<DestroyResult> {
   const files = vmFiles(ctx.paths, name)
   const dir = await vmDirInside(ctx.paths, name)
-  // What would go; read again inside the lock, where it counts.
+  // What would go, read inside the lock (a dry run takes none).
   const survey = async () => {
-    await assertOwned(ctx.paths, name, { adopt: opts.adopt, log: ctx.log })
+    await owned(ctx, name, opts)
     const state = await libvirt.domainState(name)
     if (!state && !existsSync(dir)) throw new UserError(`machine ${name}: nothing to destroy (no domain, no ${dir})`)
     const deletes = [files.nvram, files.boot, `${files.boot}.previous`, ...(opts.deleteData ? [files.var, files.console] : [])]
@@ -132,12 +152,9 @@ export async function destroyVm(ctx: FleetContext, name: VmName, opts: { deleteD
     const kept = !opts.deleteData && existsSync(files.var) ? [files.var] : []
     return { state, deletes, plan, kept }
   }
-  if (ctx.dryRun) {
-    const { plan, kept } = await survey()
-    return { name, removed: plan, kept, dryRun: true }
-  }
-  return withLock(files.lock, `machine ${name}`, async () => {
+  return locked(ctx, name, async () => {
     const { state, deletes, plan, kept } = await survey()
+    if (ctx.dryRun) return { name, removed: plan, kept, dryRun: true }
     if (state) {
       // A graceful stop first so the guest flushes /var; then power off whatever is left.
       if (await libvirt.isActive(name)) {
