@@ -14,7 +14,7 @@ export function isVmName(s: string): s is VmName {
 /** The name, or a UserError (exit 2) naming the bad value; nothing has been touched yet. */
 export function vmName(s: string): VmName {
   const bad = checkName(s)
-  if (bad) throw new UserError(`machine ${JSON.stringify(s)}: ${bad}`, 'Pick a name that is a hostname label, e.g. web1 or db-2.')
+  if (bad) throw new UserError(`machine ${s}: ${bad}`, 'Pick a name that is a hostname label, e.g. web1 or db-2.')
   return s as VmName
 }
 

@@ -23,12 +23,13 @@ next fleet command that touches the VM (or \`fleet repair\`).`
     force: Flags.boolean({ description: 'Power off VMs that do not shut down within --timeout' }),
     timeout,
     'virt-type': virtType,
+    adopt: Flags.boolean({ description: 'Upgrade a VM even if the libvirt domain of its name is not this fleet\'s (defined by hand or by another fleet); it becomes this fleet\'s' }),
     'dry-run': dryRun,
   }
 
   async run(): Promise<UpgradeResult> {
     const { argv } = await this.parse(Upgrade)
-    const ctx = this.context({ virtType: this.flags['virt-type'], dryRun: this.flags['dry-run'] })
+    const ctx = this.context({ virtType: this.flags['virt-type'], dryRun: this.flags['dry-run'], adopt: this.flags.adopt })
     const r = await upgrade(ctx, argv as string[], { all: this.flags.all, timeoutS: this.flags.timeout, force: this.flags.force })
     if (!this.jsonEnabled()) {
       for (const v of r.vms) {

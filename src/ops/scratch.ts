@@ -42,8 +42,18 @@ export async function makeScratch(paths: Paths, kind: string, opts: { privileged
 export async function sweepScratch(paths: Paths): Promise<string[]> {
   if (!existsSync(paths.tmp)) return []
   const removed: string[] = []
-  for (const f of await readdir(paths.tmp)) {
-    if (f.endsWith('.lock')) continue
+  const entries = await readdir(paths.tmp)
+  for (const f of entries) {
+    if (f.endsWith('.lock')) {
+      // A lock whose folder is gone (killed between the two removals).
+      if (entries.includes(f.slice(0, -5))) continue
+      const lock = await tryAcquire(join(paths.tmp, f))
+      if (lock) {
+        await rm(join(paths.tmp, f), { force: true })
+        await lock.release()
+      }
+      continue
+    }
     const dir = join(paths.tmp, f)
     const lock = await tryAcquire(`${dir}.lock`)
     if (!lock) continue // its owner is running

@@ -9,6 +9,7 @@ import type { FleetContext } from '../services/context.js'
 import { guardSignals } from '../util/interrupt.js'
 import { withLock, withLocks } from '../util/lock.js'
 import { readIntent, vmTarget } from './intent.js'
+import { sweepScratch } from './scratch.js'
 import { recoverCreate, recoverRollback, recoverUpgrade } from './recovery.js'
 
 /** Removes crash leftovers of NAME that no intent names: temp files of atomic writes, half-written definitions. */
@@ -43,7 +44,7 @@ export async function recoverVm(ctx: FleetContext, name: VmName): Promise<string
     done.push(...what)
     if (intent.intent.op !== 'create' && intent.intent.op !== 'upgrade' && intent.intent.op !== 'rollback') await intent.done()
   }
-  const swept = await sweepVmLeftovers(ctx, name)
+  const swept = [...await sweepVmLeftovers(ctx, name), ...await sweepScratch(ctx.paths)]
   if (swept.length) done.push(`removed leftovers ${swept.join(', ')}`)
   for (const d of done) ctx.log(`machine ${name}: recovered: ${d}`)
   return done
@@ -54,12 +55,17 @@ export async function recoverVm(ctx: FleetContext, name: VmName): Promise<string
  * over for the rest of the process so an interrupted step can still be undone.
  */
 export async function withVms<T>(ctx: FleetContext, names: readonly VmName[], fn: () => Promise<T>): Promise<T> {
+  return withVmLocks(ctx, names, async () => {
+    for (const n of [...new Set(names)].sort()) await recoverVm(ctx, n)
+    return fn()
+  })
+}
+
+/** The VMs' locks only (sorted, each once); withVms is what operations use. */
+export async function withVmLocks<T>(ctx: FleetContext, names: readonly VmName[], fn: () => Promise<T>): Promise<T> {
   guardSignals(ctx.log)
   const unique = [...new Set(names)].sort()
-  return withLocks(unique.map((n) => ({ file: vmFiles(ctx.paths, n).lock, what: `machine ${n}` })), async () => {
-    for (const n of unique) await recoverVm(ctx, n)
-    return fn()
-  }, { onWait: ctx.log })
+  return withLocks(unique.map((n) => ({ file: vmFiles(ctx.paths, n).lock, what: `machine ${n}` })), fn, { onWait: ctx.log })
 }
 
 /** Resolves interrupted operations on the VMs now (briefly locking them); --dry-run only reports them. */

@@ -11,6 +11,8 @@ export interface FleetContext {
   virtType: () => Promise<VirtType>
   onReboot: LifecycleAction
   dryRun: boolean
+  /** --adopt: act on a domain of a VM's name that this fleet does not own (see ownership.ts). */
+  adopt?: boolean
   /** Progress lines go here (stderr), never to stdout. */
   log: (line: string) => void
 }
@@ -21,12 +23,12 @@ export function onRebootAction(env = process.env): LifecycleAction {
   return v
 }
 
-export function makeContext(paths: Paths, opts: { virtType?: string; dryRun?: boolean; log: (l: string) => void }): FleetContext {
+export function makeContext(paths: Paths, opts: { virtType?: string; dryRun?: boolean; adopt?: boolean; log: (l: string) => void }): FleetContext {
   let vt: Promise<VirtType> | undefined
   const virtType = () => (vt ??= resolveVirtType(opts.virtType, paths.state).then((v) => {
     useTcgAppliance(v === 'qemu')
     return v
   }))
-  return { paths, virtType, onReboot: onRebootAction(), dryRun: Boolean(opts.dryRun), log: opts.log }
+  return { paths, virtType, onReboot: onRebootAction(), dryRun: Boolean(opts.dryRun), adopt: opts.adopt, log: opts.log }
 }
 

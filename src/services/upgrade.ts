@@ -7,6 +7,7 @@
 // and does not keep the others down. A VM already in sync is left alone (its rollback point too).
 import { existsSync } from 'node:fs'
 import { readFile, rm } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import * as libvirt from '../adapters/libvirt.js'
 import * as qemuImg from '../adapters/qemu-img.js'
 import { UserError } from '../errors.js'
@@ -25,6 +26,7 @@ import type { FleetContext } from './context.js'
 import { currentBaseDigest, machineXml, writeXml, xmlPath } from './domain-xml.js'
 import { diffManifest, manifestOf, readManifest, writeManifest, type IdentityDiff } from './identity-manifest.js'
 import { waitOff } from './lifecycle.js'
+import { assertOwned } from './ownership.js'
 import { resyncIdentity } from './var-disk.js'
 
 export interface UpgradePlan {
@@ -92,6 +94,8 @@ async function planVm(ctx: FleetContext, m: Machine): Promise<Planned> {
     const missing = [files.boot, files.var].filter((f) => !existsSync(f)).join(' and ')
     throw new UserError(`machine ${m.name}: ${missing} missing, so there is no VM to upgrade`, existsSync(files.var) ? `\`fleet create-vm ${m.name}\` makes a new boot overlay; the /var disk must first be moved aside, fleet never overwrites it.` : `Create the VM first: fleet create-vm ${m.name}`)
   }
+  // Another fleet's (or a hand-made) domain of this name is refused before anything changes.
+  await assertOwned(ctx.paths, m.name, { adopt: ctx.adopt, log: ctx.log })
   const image = await resolveChannel(ctx.paths, m.base, m.name, m.arch)
   const identity = await readIdentity(m)
   const baseFrom = await currentBaseDigest(ctx.paths, m)
@@ -165,11 +169,11 @@ async function doUpgrade(ctx: FleetContext, plans: Planned[], opts: { timeoutS: 
 
   await time('shutdown', async () => {
     for (const p of live()) {
-      step('upgrade:stop')
       p.intent = await beginIntent<UpgradeData>(ctx.paths, vmTarget(p.plan.name), 'upgrade', 'stopping', {
         wasRunning: p.plan.wasRunning, from: p.plan.baseFrom, to: p.plan.baseTo, newOverlay: p.plan.baseFrom !== p.plan.baseTo,
         identityChanged: identityChanged(p.plan.identity), manifest: manifestOf(p.identity), xml: p.xml, oldXml: p.oldXml,
       })
+      step('upgrade:stop')
       if (p.plan.wasRunning) {
         ctx.log(`Shutting down ${p.plan.name} (ACPI, up to ${opts.timeoutS}s)`)
         await libvirt.shutdown(p.plan.name)
@@ -279,6 +283,11 @@ upgradeSteps.rollForward = async (ctx, name, intent) => {
   const d = intent.data
   const files = vmFiles(ctx.paths, name)
   if (intent.intent.phase === 'identity') {
+    // The killed run's appliance exits by itself (its stdin closed); wait for it to let go of /var.
+    for (let i = 0; i < 120 && (await qemuImg.isLocked(files.var)); i++) {
+      if (i === 0) ctx.log(`machine ${name}: waiting for the killed run's appliance to release ${files.var}`)
+      await sleep(500)
+    }
     const m = await loadMachine(ctx.paths, name)
     const identity = await readIdentity(m)
     const scratch = await makeScratch(ctx.paths, `recover-${name}`)
@@ -320,6 +329,7 @@ export async function rollback(ctx: FleetContext, name: VmName): Promise<Rollbac
   }
   return withVms(ctx, [name], async () => {
     const { m, files, from, to } = await look()
+    await assertOwned(ctx.paths, name, { adopt: ctx.adopt, log: ctx.log })
     if (await libvirt.isActive(name)) throw new UserError(`machine ${name}: is running`, `Stop it first: fleet stop-vm ${name}`)
     const data: RollbackData = { from, to, xmlTo: await machineXml(ctx, m, to), xmlFrom: await machineXml(ctx, m, from) }
     const intent = await beginIntent(ctx.paths, vmTarget(name), 'rollback', 'swap', data)

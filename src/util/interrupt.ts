@@ -72,16 +72,24 @@ export function endUndo(): void {
 
 /**
  * A step boundary: throws if a signal came in, and is where the fault-injection tests kill
- * fleet (FLEET_TEST_KILL_AT=STEP kills with SIGKILL, FLEET_TEST_SIGNAL_AT=STEP:SIG sends SIG).
+ * fleet (FLEET_TEST_KILL_AT=STEP kills with SIGKILL, FLEET_TEST_SIGNAL_AT=STEP:SIG sends SIG,
+ * FLEET_TEST_PAUSE_AT=STEP:MS holds the step for a race).
  */
 export function step(name: string): void {
   currentStep = name
   const kill = process.env.FLEET_TEST_KILL_AT
   if (kill && kill === name) process.kill(process.pid, 'SIGKILL')
+  const pause = process.env.FLEET_TEST_PAUSE_AT
+  if (pause) {
+    // Holds the step (and its locks) still so a test can race another command against it.
+    const at = pause.slice(0, pause.lastIndexOf(':'))
+    const ms = pause.slice(pause.lastIndexOf(':') + 1)
+    if (at === name) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Number(ms) || 1000)
+  }
   const sig = process.env.FLEET_TEST_SIGNAL_AT
   if (sig) {
-    const [at, s] = sig.split(':')
-    if (at === name) onSignal((s || 'SIGINT') as NodeJS.Signals)
+    const at = sig.slice(0, sig.lastIndexOf(':'))
+    if (at === name) onSignal(sig.slice(sig.lastIndexOf(':') + 1) as NodeJS.Signals)
   }
   if (received) throw new Interrupted(received)
 }
