@@ -85,7 +85,7 @@ export async function validateIdentity(m: Pick<Machine, 'name' | 'dir'>, files: 
   for (const [f, check] of [['machine-id', v.checkMachineId], ['hostname', v.checkHostname]] as const) {
     const text = files.get(f)?.toString('utf8')
     if (text === undefined) continue
-    const bad = /\n./s.test(text.trimEnd()) ? `${f} "${text.trimEnd()}" must be a single line` : check(text.trim())
+    const bad = /\n./s.test(text.trimEnd()) ? `${f} ${JSON.stringify(text.trimEnd())} must be a single line` : check(text.trim())
     if (bad) fail(f, bad)
   }
   const priv = files.get('ssh_host_ed25519_key')

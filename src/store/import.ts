@@ -94,7 +94,7 @@ export async function importImage(ctx: StoreContext, file: string, channel: stri
       if (!opts.move) ctx.log(`Copying ${file} into the image store`)
       const digest = opts.move ? await sha256File(file) : await copyHashing(file, tmp)
       step('import:verify')
-      const info = await verifyBaseImage(tmp)
+      const info = await verifyBaseImage(tmp, file)
       const dst = imagePath(paths, digest)
       const alreadyStored = existsSync(dst)
       step('import:store')

@@ -2,6 +2,7 @@
 // qemu-img is never asked to guess a format or to open what the header points at.
 import { constants } from 'node:fs'
 import { open } from 'node:fs/promises'
+import { UserError } from '../errors.js'
 
 export interface Qcow2Header {
   version: number
@@ -98,6 +99,7 @@ export async function readImageHead(file: string): Promise<Buffer | string> {
   if (fh instanceof Error) return fh.code === 'EISDIR' ? 'is a folder, not an image file' : `cannot be opened: ${fh.message}`
   try {
     const st = await fh.stat()
+    if (st.isDirectory()) return 'is a folder, not an image file'
     if (!st.isFile()) return 'is not a regular file (a fifo, device or socket); import an image file'
     const buf = Buffer.alloc(Math.min(st.size, 2 * 1024 * 1024))
     const { bytesRead } = await fh.read(buf, 0, buf.length, 0)
@@ -105,4 +107,13 @@ export async function readImageHead(file: string): Promise<Buffer | string> {
   } finally {
     await fh.close()
   }
+}
+
+/**
+ * Before an image is copied into the store: the source must be a regular file (a fifo would
+ * block the copy forever, a device would copy a host disk). Throws a UserError naming it.
+ */
+export async function checkImageSource(file: string): Promise<void> {
+  const head = await readImageHead(file)
+  if (typeof head === 'string') throw new UserError(`image ${file} refused: it ${head}`, 'Import a standalone qcow2 image file.')
 }

@@ -3,6 +3,7 @@ import { BaseCommand } from '../../base-command.js'
 import { dryRun } from '../../flags.js'
 import { channelKey } from '../../store/images.js'
 import { importImage, type ImportResult } from '../../store/import.js'
+import { checkImageSource } from '../../store/qcow2-header.js'
 import { ARCHES, type Arch } from '../../machines/model.js'
 import { checkChannel } from '../../machines/validate.js'
 import { UserError } from '../../errors.js'
@@ -11,7 +12,7 @@ export default class ImageImport extends BaseCommand<typeof ImageImport> {
   static override summary = 'Copy a qcow2 into the image store (content-addressed, read-only) and point a channel at it'
   static override description = 'The old image stays in the store; VMs keep using it until `fleet upgrade`.'
   static override examples = ['<%= config.bin %> image import nixos.qcow2 --name base']
-  static override args = { file: Args.string({ description: 'qcow2 image without a backing file', required: true }) }
+  static override args = { file: Args.string({ description: 'standalone qcow2 image: no backing file, external data file or encryption (raw: convert it first)', required: true }) }
   static override flags = {
     name: Flags.string({ description: 'Channel to point at the image', default: 'base' }),
     arch: Flags.string({ description: 'Guest architecture of the image; machines with this arch use it', options: [...ARCHES], default: 'x86_64' }),
@@ -20,7 +21,10 @@ export default class ImageImport extends BaseCommand<typeof ImageImport> {
 
   async run(): Promise<ImportResult> {
     const bad = checkChannel(this.flags.name)
-    if (bad) throw new UserError(bad)
+    if (bad) throw new UserError(bad, 'Name the channel with lowercase letters, digits, ".", "_" or "-", starting with a letter or digit (e.g. --name base).')
+    // Refused before the copy: a fifo would block it, a folder or device is no image. The copy in
+    // the store is what verifyBaseImage then checks.
+    await checkImageSource(this.args.file)
     const r = await importImage({ paths: this.paths(), log: this.progress }, this.args.file, channelKey(this.flags.name, this.flags.arch as Arch), { dryRun: this.flags['dry-run'] })
     if (!this.jsonEnabled()) {
       this.log(`${r.channel} → ${r.digest}${r.alreadyStored ? ' (already in the store)' : ''}${r.previous && r.previous !== r.digest ? ` (was ${r.previous.slice(0, 12)})` : ''}`)
