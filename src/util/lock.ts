@@ -5,7 +5,7 @@
 // lock is never stale, never half-written and never released by someone else. Lock files are
 // never deleted (deleting a lock file while another process waits on it splits the lock).
 import { constants } from 'node:fs'
-import { mkdir, open, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { tryRun } from '../adapters/exec.js'
 import { BusyError, ToolError } from '../errors.js'
@@ -41,8 +41,8 @@ async function flock(fh: FileHandle, shared: boolean, waitS: number): Promise<bo
   throw new ToolError('flock', [mode, ...wait, '3'], r.exitCode, r.stderr)
 }
 
-async function holderOf(fh: FileHandle): Promise<string> {
-  const b = await fh.readFile({ encoding: 'utf8' }).catch(() => '')
+async function holderOf(file: string): Promise<string> {
+  const b = await readFile(file, 'utf8').catch(() => '')
   return b.trim() || 'another fleet process'
 }
 
@@ -53,10 +53,10 @@ export async function acquire(file: string, what: string, opts: LockOptions = {}
     const shared = Boolean(opts.shared)
     if (!(await flock(fh, shared, 0))) {
       const waitMs = opts.waitMs ?? Number(process.env.FLEET_LOCK_WAIT_MS ?? 30_000)
-      const holder = await holderOf(fh)
+      const holder = await holderOf(file)
       opts.onWait?.(`Waiting up to ${Math.round(waitMs / 1000)}s for ${what} (held by ${holder})`)
       if (waitMs <= 0 || !(await flock(fh, shared, waitMs / 1000))) {
-        throw new BusyError(`${what} is locked by ${await holderOf(fh)}`, 'Wait for it to finish and run the command again. The lock goes away by itself when that process ends.')
+        throw new BusyError(`${what} is locked by ${await holderOf(file)}`, 'Wait for it to finish and run the command again. The lock goes away by itself when that process ends.')
       }
     }
     if (!shared) {
