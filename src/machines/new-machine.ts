@@ -1,10 +1,11 @@
 // Writing a brand-new machines/<name>/: machine.json plus identity files, all or nothing.
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { chmod, mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdtemp, rename, rm, writeFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { hostAddresses } from '../adapters/libvirt-host.js'
 import { generateHostKey } from '../adapters/ssh-keygen.js'
+import { fsyncDir, fsyncFile } from '../util/fsx.js'
 import { UserError } from '../errors.js'
 import type { Paths } from '../repo.js'
 import { allocateMac, allocateSshPort, allocateUuid, listeningTcpPorts } from './allocate.js'
@@ -88,7 +89,11 @@ export async function writeNewMachine(paths: Paths, name: string, spec: NewMachi
     await generateHostKey(join(tmp, 'ssh_host_ed25519_key'), `root@${name}`)
     await chmod(join(tmp, 'ssh_host_ed25519_key'), 0o600)
     await chmod(tmp, 0o755)
+    // Durable before it is visible: every file, the folder, then the rename and machines/.
+    for (const f of await readdir(tmp)) await fsyncFile(join(tmp, f))
+    await fsyncDir(tmp)
     await rename(tmp, dir)
+    await fsyncDir(paths.machines)
   } catch (e) {
     await rm(tmp, { recursive: true, force: true })
     throw e

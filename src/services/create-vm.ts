@@ -3,7 +3,8 @@
 // this run made; after a kill -9 the next command touching the VM does (src/ops/recovery.ts).
 import type { VmName } from '../name.js'
 import { existsSync } from 'node:fs'
-import { mkdir, readFile } from 'node:fs/promises'
+import { chmod, readFile } from 'node:fs/promises'
+import { checkQemuCanReach, makeVmDirs, VM_DISK_MODE } from './permissions.js'
 import * as libvirt from '../adapters/libvirt.js'
 import * as qemuImg from '../adapters/qemu-img.js'
 import { UserError } from '../errors.js'
@@ -71,6 +72,8 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
   const { base: channel, arch } = spec ?? existing!
   const image = await resolveChannel(paths, channel, name, arch)
   findFirmware(arch) // fail before touching anything if there is no firmware
+  // qemu's user must reach the disks, or the VM would only fail at start with "Permission denied".
+  if (!ctx.dryRun) await checkQemuCanReach([paths.images, paths.vms])
   const result: CreateVmResult = {
     name, definition: isNew ? 'created' : 'existing', machineDir: dir, baseDigest: image.digest,
     boot: files.boot, var: files.var, xml: xmlPath(paths, name), defined: false, started: false, dryRun: ctx.dryRun, timings: {},
@@ -78,7 +81,6 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
   if (ctx.dryRun) return result
 
   const t = (k: string, t0: number) => (result.timings[k] = Math.round(performance.now() - t0))
-  await mkdir(paths.vms, { recursive: true, mode: 0o755 })
   return withVms(ctx, [name], async () => {
     // The checks again, now under the lock: another create-vm of this name may have won.
     if (isNew && existsSync(dir)) throw new UserError(`machine ${name}: ${dir} was created by another fleet process meanwhile; nothing was changed`, `Look at it, then \`fleet create-vm ${name}\` uses it as it is.`)
@@ -97,7 +99,8 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
       }
       const machine = existing ?? await loadMachine(paths, name)
       const identity = existingIdentity ?? await readIdentity(machine)
-      if (!existsSync(files.dir)) await mkdir(files.dir, { recursive: true, mode: 0o755 })
+      // vms/ and vms/NAME/: root and qemu's group only (0710), see services/permissions.ts.
+      await makeVmDirs(paths.vms, name)
       step('create:boot-overlay')
       t0 = performance.now()
       ctx.log(`Creating boot overlay on ${channel} (${image.digest.slice(0, 12)})`)
@@ -105,6 +108,7 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
       await withStore(ctx, 'shared', async () => {
         const now = await resolveChannel(paths, channel, name, arch)
         await qemuImg.createOverlay(files.boot, now.path)
+        await chmod(files.boot, VM_DISK_MODE)
         result.baseDigest = now.digest
       })
       t('bootOverlay', t0)

@@ -6,7 +6,8 @@
 // A VM that does not stop or fails ends on its old overlay and definition, running if it ran,
 // and does not keep the others down. A VM already in sync is left alone (its rollback point too).
 import { existsSync } from 'node:fs'
-import { readFile, rm } from 'node:fs/promises'
+import { chmod, readFile, rm } from 'node:fs/promises'
+import { VM_DISK_MODE } from './permissions.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as libvirt from '../adapters/libvirt.js'
 import * as qemuImg from '../adapters/qemu-img.js'
@@ -197,6 +198,7 @@ async function doUpgrade(ctx: FleetContext, plans: Planned[], opts: { timeoutS: 
         if (p.intent!.data.newOverlay) {
           await rm(nextOverlay(p.files), { force: true })
           await qemuImg.createOverlay(nextOverlay(p.files), p.image)
+          await chmod(nextOverlay(p.files), VM_DISK_MODE)
         }
         await p.intent!.phase('prepared')
       } catch (e) {

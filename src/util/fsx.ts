@@ -17,6 +17,16 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** fsync of one file's data. */
+export async function fsyncFile(file: string): Promise<void> {
+  const fh = await open(file, constants.O_RDONLY)
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
+
 /**
  * Writes via a temp file + fsync + rename + fsync of the folder: readers never see half a
  * file, and after a crash the file is the old one or the new one, never empty.

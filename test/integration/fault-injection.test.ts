@@ -151,6 +151,22 @@ describe.skipIf(libvirtMissing)('fault injection: kill -9 at every step, then th
       target = digestA
     }, 180_000)
 
+    it('a VM that ignores the shutdown request fails alone: it stays running on its old image, the other is upgraded, exit 3', async () => {
+      const before = (await listOk()).find((v) => v.name === u1)!.baseDigest
+      await flip()
+      const r = await fleet(sb, ['upgrade', u1, u2, '--timeout', '1', '--json'])
+      expect(r.code, r.stderr).toBe(3)
+      const out = JSON.parse(r.stdout) as { vms: { name: string; outcome: string; error?: string; state?: string }[] }
+      expect(out.vms.find((v) => v.name === u1)).toMatchObject({ outcome: 'failed', error: expect.stringMatching(/still running 1s after the shutdown request/), state: expect.stringMatching(/on its old image .*running/) })
+      expect(out.vms.find((v) => v.name === u2)).toMatchObject({ outcome: 'upgraded' })
+      const vms = await listOk()
+      expect(vms.find((v) => v.name === u1)).toMatchObject({ state: 'running', baseDigest: before })
+      expect(vms.find((v) => v.name === u2)?.baseDigest).toBe(target)
+      expect(await orphans(sb)).toEqual([])
+      // Bring u1 to the target too, so the rounds below start from one image.
+      expect((await fleet(sb, UP)).code).toBe(0)
+    }, 120_000)
+
     it('killed at each step boundary: the next upgrade finishes or rolls back, all-or-nothing per VM', async () => {
       for (const at of ['upgrade:stop', 'upgrade:overlay', 'upgrade:switch', 'upgrade:defined', 'upgrade:switched']) {
         await flip()
