@@ -57,7 +57,8 @@ export async function listMachineNames(paths: Paths): Promise<string[]> {
   if (!existsSync(paths.machines)) return []
   const entries = await readdir(paths.machines, { withFileTypes: true })
   return entries
-    .filter((e) => e.isDirectory() && existsSync(join(paths.machines, e.name, 'machine.json')))
+    // .NAME.new-* are half-written definitions (a killed create-vm): never machines; recovery removes them.
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.') && existsSync(join(paths.machines, e.name, 'machine.json')))
     .map((e) => e.name)
     .sort()
 }
