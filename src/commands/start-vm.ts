@@ -1,7 +1,7 @@
 import { vmName } from '../name.js'
 import { BaseCommand } from '../base-command.js'
 import { adopt, dryRun, nameArg } from '../flags.js'
-import { startVm, type StateChange } from '../services/lifecycle.js'
+import { startVmLocked, type StateChange } from '../services/lifecycle.js'
 
 export default class StartVm extends BaseCommand<typeof StartVm> {
   static override summary = 'Start a defined VM'
@@ -9,7 +9,7 @@ export default class StartVm extends BaseCommand<typeof StartVm> {
   static override flags = { 'dry-run': dryRun, adopt }
 
   async run(): Promise<StateChange> {
-    const r = await startVm(await this.context({ dryRun: this.flags['dry-run'] }), vmName(this.args.name), { adopt: this.flags.adopt })
+    const r = await startVmLocked(await this.context({ dryRun: this.flags['dry-run'] }), vmName(this.args.name), { adopt: this.flags.adopt })
     if (!this.jsonEnabled()) this.log(`${r.name}: ${r.before} → ${r.after}${r.dryRun ? ' (dry run)' : ''}`)
     return r
   }

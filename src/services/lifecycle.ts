@@ -77,6 +77,11 @@ export async function startVm(ctx: FleetContext, name: VmName, opts: AdoptOption
   return { name, before, after: (await libvirt.domainState(name)) ?? 'unknown', dryRun: false }
 }
 
+/** `fleet start-vm`: startVm under the VM's lock, after resolving an interrupted operation on it. */
+export async function startVmLocked(ctx: FleetContext, name: VmName, opts: AdoptOption = {}): Promise<StateChange> {
+  return locked(ctx, name, () => startVm(ctx, name, opts))
+}
+
 /** Waits until the domain is off; true if it got there within `timeoutMs`. */
 export async function waitOff(name: string, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs
