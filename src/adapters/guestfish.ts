@@ -102,17 +102,8 @@ export class GuestfishSession {
   /** rename(2): atomic, and refuses to move a folder onto a non-empty one. */
   rename = async (from: string, to: string): Promise<void> => void (await this.call('rename', from, to))
   rmRf = async (path: string): Promise<void> => void (await this.call('rm-rf', path))
-  mkdir = async (path: string, mode: number): Promise<void> => {
-    await this.call('mkdir-mode', path, `0${mode.toString(8)}`)
-    await this.call('chmod', `0${mode.toString(8)}`, path)
-  }
-  /** Copies a local file in, then sets mode and owner. */
-  upload = async (local: string, path: string, mode: number, uid = 0, gid = 0): Promise<void> => {
-    await this.call('upload', local, path)
-    await this.call('chmod', `0${mode.toString(8)}`, path)
-    await this.call('chown', String(uid), String(gid), path)
-  }
-  chown = async (uid: number, gid: number, path: string): Promise<void> => void (await this.call('chown', String(uid), String(gid), path))
+  /** Unpacks a local tar into `dir`, keeping the modes and owners it records. */
+  tarIn = async (local: string, dir: string): Promise<void> => void (await this.call('tar-in', local, dir))
   /** Flushes everything written so far to the disk images. */
   sync = async (): Promise<void> => void (await this.call('sync'))
 

@@ -3,10 +3,11 @@ import { mkdtemp, mkdir, chmod, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { deviceOf, GuestfishSession, runGuestfish, type GfCommand } from '../adapters/guestfish.js'
-import { UserError } from '../errors.js'
+import { ToolError, UserError } from '../errors.js'
 import { chownRoot, mkfsExt4FromDir } from '../adapters/mkfs.js'
 import * as qemuImg from '../adapters/qemu-img.js'
 import { identityMode } from '../machines/model.js'
+import { ustar, type TarEntry } from './ustar.js'
 
 export const VAR_LABEL = 'var'
 export type VarDiskMethod = 'mkfs' | 'guestfish'
@@ -114,7 +115,10 @@ export async function resyncIdentity(disks: { file: string; identity: Map<string
     if (await qemuImg.isLocked(d.file)) throw inUse(d.file)
   }
   await withStaging(tmpDir, tmpDir, async (work) => {
-    const staged = await Promise.all(disks.map((d, i) => stageIdentity(d.identity, join(work, String(i)))))
+    const staged = await Promise.all(disks.map(async (d, i) => {
+      await mkdir(join(work, String(i)), { mode: 0o700 })
+      return stageIdentityTar(d.identity, join(work, String(i)))
+    }))
     let g: GuestfishSession
     try {
       g = await GuestfishSession.open(disks.map((d) => d.file))
@@ -125,14 +129,22 @@ export async function resyncIdentity(disks: { file: string; identity: Map<string
     }
     try {
       for (const [i, d] of disks.entries()) await checkVarFilesystem(g, deviceOf(i), d.file)
-      for (const [i, files] of staged.entries()) {
+      for (const [i, tar] of staged.entries()) {
         await g.mount(deviceOf(i), '/')
-        await swapIdentity(g, files)
+        try {
+          await swapIdentity(g, tar)
+        } catch (e) {
+          if (!(e instanceof ToolError)) throw e
+          const again = `/var disk ${disks[i]!.file} keeps a complete identity (old or new; disks before it have the new one). Fix the cause and run the command again: it finishes the swap.`
+          throw Object.assign(new ToolError(e.tool, e.args, e.code, e.stderr, again), { cause: e })
+        }
         await g.umount('/')
       }
-    } finally {
-      await g.close()
+    } catch (e) {
+      await g.close().catch(() => {})
+      throw e
     }
+    await g.close()
   })
 }
 
@@ -155,37 +167,25 @@ async function checkVarFilesystem(g: GuestfishSession, device: string, file: str
 }
 
 /** On the mounted disk: finish or undo an interrupted swap, write /identity.new, swap it in. */
-async function swapIdentity(g: GuestfishSession, files: { name: string; local: string }[]): Promise<void> {
+async function swapIdentity(g: GuestfishSession, tar: string): Promise<void> {
   // Killed between the two renames: /identity.old is the complete old identity; put it back.
   if (!(await g.exists(IDENTITY)) && (await g.exists(OLD))) await g.rename(OLD, IDENTITY)
   await g.rmRf(OLD)
   await g.rmRf(NEW)
-  await g.mkdir(NEW, 0o755)
-  await g.chown(0, 0, NEW)
-  for (const { name, local } of files) await g.upload(local, `${NEW}/${name}`, identityMode(name))
+  await g.tarIn(tar, '/')
   // The new files reach the disk before any rename that makes them the identity.
   await g.sync()
   if (await g.exists(IDENTITY)) await g.rename(IDENTITY, OLD)
   await g.rename(NEW, IDENTITY)
-  await g.sync()
   await g.rmRf(OLD)
 }
 
-/**
- * @deprecated Use resyncIdentity (checks the filesystem, writes beside the old identity and swaps,
- * stages inside the caller's tmpDir). Kept until upgrade.ts switches to it.
- * guestfish commands that make /identity hold exactly `identity` (on a mounted filesystem):
- * files not in the set are removed, the rest uploaded with their modes. Returns the temp
- * folder with the uploaded copies so the caller can remove it.
- */
-export async function identityCommands(identity: Map<string, Buffer>, prefix = ''): Promise<{ commands: GfCommand[]; cleanup: () => Promise<void> }> {
-  const staging = await mkdtemp(join(tmpdir(), 'fleet-identity-'))
-  const commands: GfCommand[] = [['rm-rf', `${prefix}/identity`], ['mkdir-p', `${prefix}/identity`], ['chmod', '0755', `${prefix}/identity`]]
-  let i = 0
-  for (const [name, data] of identity) {
-    const local = join(staging, String(i++))
-    await writeFile(local, data)
-    commands.push(['upload', local, `${prefix}/identity/${name}`], ['chmod', `0${identityMode(name).toString(8)}`, `${prefix}/identity/${name}`], ['chown', '0', '0', `${prefix}/identity/${name}`])
-  }
-  return { commands, cleanup: () => rm(staging, { recursive: true, force: true }) }
+/** /identity.new as a tar (folder 0755, files with identityMode(), all owned 0:0), written 0600 into `dir`. */
+async function stageIdentityTar(identity: Map<string, Buffer>, dir: string): Promise<string> {
+  const folder = NEW.slice(1)
+  const entries: TarEntry[] = [{ name: `${folder}/`, mode: 0o755 }]
+  for (const [name, data] of identity) entries.push({ name: `${folder}/${name}`, mode: identityMode(name), data })
+  const file = join(dir, 'identity.tar')
+  await writeFile(file, ustar(entries), { mode: 0o600, flag: 'wx' })
+  return file
 }

@@ -1,0 +1,209 @@
+// The identity resync on /var disks: refuses disks in use (a real qemu holds the image), not
+// ext4 labelled var, or not clean; converges from every state an interrupted resync can leave,
+// simulated and from real SIGKILLs; keeps /home; leaves no staged private key behind.
+import { execa, type ResultPromise } from 'execa'
+import { chmodSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { isLocked } from '../../src/adapters/qemu-img.js'
+import { ToolError, UserError } from '../../src/errors.js'
+import { resyncIdentity } from '../../src/services/var-disk.js'
+import { ROOT, sandbox } from '../helpers/fleet.js'
+import { readVarDisks } from '../helpers/var-disk.js'
+import { filesContaining, folder, makeDisk, needsRecovery, readDisk, sha256, under, type Tree } from '../helpers/var-states.js'
+
+process.env.LIBGUESTFS_BACKEND_SETTINGS ??= 'force_tcg'
+const sb = sandbox()
+afterAll(() => sb.cleanup())
+const disksDir = join(sb.dir, 'disks')
+const work = join(sb.dir, 'work') // holds only the 0700 tmpDirs handed to resyncIdentity
+mkdirSync(disksDir)
+mkdirSync(work, { mode: 0o700 })
+let tmpCount = 0
+function tmpDir(): string {
+  const d = join(work, `tmp${tmpCount++}`)
+  mkdirSync(d, { mode: 0o700 })
+  return d
+}
+const disk = (name: string): string => join(disksDir, `${name}.qcow2`)
+
+const id = (o: Record<string, string>): Map<string, Buffer> => new Map(Object.entries(o).map(([k, v]) => [k, Buffer.from(v)]))
+const OLD_KEY = `-----BEGIN OPENSSH PRIVATE KEY-----\nOLD-${randomBytes(8).toString('hex')}\n-----END OPENSSH PRIVATE KEY-----\n`
+const NEW_KEY = `-----BEGIN OPENSSH PRIVATE KEY-----\nNEW-${randomBytes(8).toString('hex')}\n-----END OPENSSH PRIVATE KEY-----\n`
+const OLD = id({ 'machine-id': 'old0123456789abcdef0123456789ab\n', hostname: 'old\n', ssh_host_ed25519_key: OLD_KEY, 'ssh_host_ed25519_key.pub': 'ssh-ed25519 AAAAold\n', tcp_ports: '22\n', udp_ports: '' })
+// Changed, added (hosts, admin_authorized_keys) and removed (tcp_ports) files; odd bytes kept.
+const NEW = id({ 'machine-id': 'new0123456789abcdef0123456789ab\n', hostname: 'new "host" \\ x\n', ssh_host_ed25519_key: NEW_KEY, 'ssh_host_ed25519_key.pub': 'ssh-ed25519 AAAAnew\n', hosts: '10.0.0.5 db\n', udp_ports: '', admin_authorized_keys: 'ssh-ed25519 AAAAadmin admin\n' })
+const HOME = randomBytes(96 * 1024)
+const withHome = (t: Tree): Tree => ({ ...t, 'home/data': HOME })
+
+/** The identity files of `set` must be exactly those of /identity: bytes, modes, owner 0:0. */
+function expectIdentity(files: Record<string, { mode: number | string; uid: number; gid: number }>, read: (p: string) => Buffer, set: Map<string, Buffer>, what: string): void {
+  const names = Object.keys(files).filter((p) => p.startsWith('/identity/')).map((p) => p.slice('/identity/'.length)).sort()
+  expect(names, what).toEqual([...set.keys()].sort())
+  for (const [n, data] of set) {
+    const f = files[`/identity/${n}`]!
+    expect(read(`/identity/${n}`).equals(data), `${what}: /identity/${n} bytes`).toBe(true)
+    expect(Number.parseInt(String(typeof f.mode === 'number' ? f.mode.toString(8) : f.mode), 8), `${what}: ${n} mode`).toBe(n === 'ssh_host_ed25519_key' ? 0o600 : 0o644)
+    expect([f.uid, f.gid], `${what}: ${n} owner`).toEqual([0, 0])
+  }
+}
+
+/** Nothing staged is left beside the tmpDirs, and no file there holds a private key. */
+function expectNoStagedKeys(): void {
+  for (const d of readdirSync(work)) expect(readdirSync(join(work, d)), `${d} left behind`).toEqual([])
+  expect(filesContaining(work, Buffer.from(NEW_KEY))).toEqual([])
+  expect(filesContaining(work, Buffer.from(OLD_KEY))).toEqual([])
+}
+
+describe('/var identity resync', () => {
+  it('isLocked sees a running qemu holding the disk; resync then refuses, naming the disk', async () => {
+    const file = disk('locked')
+    await makeDisk(file, withHome(under('identity', OLD)))
+    expect(await isLocked(file)).toBe(false)
+    const vm = execa('qemu-system-x86_64', ['-machine', 'pc', '-accel', 'tcg', '-display', 'none', '-nodefaults', '-drive', `file=${file},if=virtio,format=qcow2`], { reject: false })
+    try {
+      let locked = false
+      for (let i = 0; i < 100 && !locked; i++) {
+        locked = await isLocked(file)
+        if (!locked) await new Promise((r) => setTimeout(r, 100))
+      }
+      expect(locked).toBe(true)
+      const tmp = tmpDir()
+      const t0 = performance.now()
+      const err = await resyncIdentity([{ file, identity: NEW }], tmp).catch((e: unknown) => e)
+      console.log(`resync refused a disk in use in ${Math.round(performance.now() - t0)} ms`)
+      expect(err).toBeInstanceOf(UserError)
+      expect((err as Error).message).toContain(file)
+      expect((err as Error).message).toMatch(/in use/)
+    } finally {
+      vm.kill('SIGKILL')
+      await vm
+    }
+    expect(await isLocked(file)).toBe(false)
+    // A read-only user (another qemu-img -U reader) does not count; a missing file is a tool error.
+    await expect(isLocked(join(disksDir, 'missing.qcow2'))).rejects.toBeInstanceOf(ToolError)
+    const after = await readDisk(file)
+    expectIdentity(after.files, (p) => after.files[p]!.data, OLD, 'untouched')
+    expectNoStagedKeys()
+  }, 60_000)
+
+  it('refuses, before writing any disk, one that is not ext4 labelled var or that e2fsck -p cannot clean', async () => {
+    const good = disk('good')
+    const label = disk('label')
+    const corrupt = disk('corrupt')
+    await makeDisk(good, withHome(under('identity', OLD)))
+    await makeDisk(label, withHome(under('identity', OLD)), { label: 'data' })
+    await makeDisk(corrupt, withHome(under('identity', OLD)), { corrupt: true })
+    let t0 = performance.now()
+    const e1 = await resyncIdentity([{ file: good, identity: NEW }, { file: label, identity: NEW }], tmpDir()).catch((e: unknown) => e)
+    console.log(`refused a disk labelled "data" in ${Math.round(performance.now() - t0)} ms`)
+    expect(e1).toBeInstanceOf(UserError)
+    expect((e1 as Error).message).toContain(label)
+    expect((e1 as Error).message).toContain('labelled "data"')
+    t0 = performance.now()
+    const e2 = await resyncIdentity([{ file: good, identity: NEW }, { file: corrupt, identity: NEW }], tmpDir()).catch((e: unknown) => e)
+    console.log(`refused a disk e2fsck -p cannot clean in ${Math.round(performance.now() - t0)} ms`)
+    expect(e2).toBeInstanceOf(UserError)
+    expect((e2 as Error).message).toContain(corrupt)
+    expect((e2 as Error).message).toContain('e2fsck')
+    expect((e2 as Error & { cause?: unknown }).cause).toBeInstanceOf(ToolError)
+    const g = await readDisk(good)
+    expectIdentity(g.files, (p) => g.files[p]!.data, OLD, 'good disk')
+    expect(g.dirs).not.toContain('/identity.new')
+    expectNoStagedKeys()
+  }, 120_000)
+
+  // States an interrupted resync (or the old delete-then-upload resync) can leave.
+  const STATES: Record<string, Tree> = {
+    'clean-old': under('identity', OLD),
+    'new-partial': { ...under('identity', OLD), ...under('identity.new', NEW, 2) },
+    'between-renames': { ...under('identity.old', OLD), ...under('identity.new', NEW) },
+    'old-left': { ...under('identity', NEW), ...under('identity.old', OLD) },
+    'old-left-partial-new': { ...under('identity', OLD), ...under('identity.old', OLD, 3), ...under('identity.new', NEW, 1) },
+    'legacy-partial': under('identity', OLD, 2),
+    'legacy-missing': {},
+    'already-new': under('identity', NEW),
+  }
+  // Real runs SIGKILLed right after sending the N-th guestfish command starting with the pattern.
+  const KILLS: [string, string, number][] = [
+    ['kill-e2fsck', 'e2fsck', 1],
+    ['kill-tar-in', 'tar-in', 1],
+    ['kill-sync', 'sync', 1],
+    ['kill-rename-away', 'rename "/identity" ', 1],
+    ['kill-rename-in', 'rename "/identity.new"', 1],
+    ['kill-cleanup', 'rm-rf "/identity.old"', 2],
+  ]
+
+  it('converges to the desired identity from every interrupted state and after SIGKILLs, keeping /home', async () => {
+    for (const [name, tree] of Object.entries(STATES)) await makeDisk(disk(name), withHome(tree))
+    for (const [name] of KILLS) await makeDisk(disk(name), withHome(under('identity', OLD)))
+
+    // GUESTFISH override: forwards fleet's commands and SIGKILLs fleet after the chosen one.
+    const killer = join(sb.dir, 'killer.sh')
+    writeFileSync(killer, `#!/bin/bash
+parent=$PPID; c=0
+while IFS= read -r line; do
+  printf '%s\\n' "$line"
+  case $line in "$KILL_AT"*) c=$((c+1)); if [ "$c" -eq "$KILL_N" ]; then kill -9 "$parent"; fi ;; esac
+done | exec guestfish "$@"
+`)
+    chmodSync(killer, 0o755)
+    const script = join(sb.dir, 'resync.mjs')
+    writeFileSync(script, `import { resyncIdentity } from ${JSON.stringify(join(ROOT, 'dist/services/var-disk.js'))}
+const [file, tmp, set] = process.argv.slice(2)
+await resyncIdentity([{ file, identity: new Map(Object.entries(JSON.parse(set)).map(([k, v]) => [k, Buffer.from(v, 'base64')])) }], tmp)
+`)
+    const setArg = JSON.stringify(Object.fromEntries([...NEW].map(([k, v]) => [k, v.toString('base64')])))
+    let t0 = performance.now()
+    const killedTmp = KILLS.map(() => tmpDir())
+    const runs: ResultPromise[] = KILLS.map(([name, pat, n], i) =>
+      execa('node', [script, disk(name), killedTmp[i]!, setArg], { env: { GUESTFISH: killer, KILL_AT: pat, KILL_N: String(n), LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg' }, reject: false, timeout: 240_000 }))
+    const results = await Promise.all(runs)
+    console.log(`${KILLS.length} resyncs killed in parallel in ${Math.round(performance.now() - t0)} ms`)
+    for (const [i, r] of results.entries()) expect(r.signal, `${KILLS[i]![0]}: ${r.stderr}`).toBe('SIGKILL')
+    // guestfish ends after the command in flight and libguestfs stops the appliance; wait for the lock.
+    for (const [name] of KILLS) {
+      for (let i = 0; i < 300 && (await isLocked(disk(name))); i++) await new Promise((r) => setTimeout(r, 100))
+    }
+
+    // Every kill left a complete identity: /identity old or new, or (between the renames) the
+    // complete old one in /identity.old next to the complete new one.
+    const dirty: string[] = []
+    for (const [name] of KILLS) {
+      if (await needsRecovery(disk(name))) dirty.push(name)
+      const { files, dirs } = await readDisk(disk(name))
+      const cur = folder(files, 'identity')
+      const same = (a: Map<string, Buffer> | undefined, b: Map<string, Buffer>): boolean => !!a && a.size === b.size && [...b].every(([k, v]) => a.get(k)?.equals(v))
+      const complete = dirs.includes('/identity') ? same(cur, OLD) || same(cur, NEW) : same(folder(files, 'identity.old'), OLD) && same(folder(files, 'identity.new'), NEW)
+      console.log(`${name}: ${dirs.filter((d) => d.startsWith('/identity')).join(' ')}; /identity is ${same(cur, NEW) ? 'new' : same(cur, OLD) ? 'old' : 'absent'}`)
+      expect(complete, `${name}: a complete identity after the kill`).toBe(true)
+      expect(sha256(files['/home/data']!.data), `${name}: /home`).toBe(sha256(HOME))
+    }
+    console.log(`journal left to replay after the kill: ${dirty.join(', ') || 'none'}`)
+
+    const all = [...Object.keys(STATES), ...KILLS.map(([n]) => n)]
+    t0 = performance.now()
+    await resyncIdentity(all.map((n) => ({ file: disk(n), identity: NEW })), tmpDir())
+    console.log(`resync of ${all.length} disks in one appliance launch: ${Math.round(performance.now() - t0)} ms`)
+    // The killed runs could not clean up: their staged copies stay inside their own 0700 tmpDir,
+    // as 0600 files, for the caller's crash recovery to remove. Every other tmpDir is empty.
+    for (const d of killedTmp) {
+      expect(statSync(d).mode & 0o777).toBe(0o700)
+      for (const h of filesContaining(d, Buffer.from(NEW_KEY))) expect(statSync(h).mode & 0o777, h).toBe(0o600)
+      rmSync(d, { recursive: true })
+    }
+    expectNoStagedKeys()
+
+    // Read back through the kernel's ext4 (a guestfish appliance), independent of the writer.
+    const read = await readVarDisks(all.map(disk))
+    for (const [i, name] of all.entries()) {
+      const c = read[i]!
+      expect(c.label).toBe('var')
+      expectIdentity(c.files, (p) => Buffer.from(c.files[p]!.content), NEW, name)
+      expect(c.dirs.filter((d) => d.startsWith('/identity')), name).toEqual(['/identity'])
+      expect(sha256((await readDisk(disk(name))).files['/home/data']!.data), `${name}: /home`).toBe(sha256(HOME))
+    }
+  }, 480_000)
+})
+
