@@ -1,10 +1,10 @@
 // What the libvirt host already uses and who qemu runs as: MACs and UUIDs of every defined
 // domain (so a new machine never shares one with another fleet's VM), and the DAC label
 // (uid:gid) libvirt starts qemu with (so fleet can check qemu will reach the disks).
-import { XMLParser } from 'fast-xml-parser'
 import { libvirtUri, words } from '../util/env.js'
+import { parseDomain } from '../xml/serialize.js'
 import { tryRun } from './exec.js'
-import { domainXml, listDomainNames } from './libvirt.js'
+import { domainState, domainXml, listDomainNames } from './libvirt.js'
 
 export interface HostAddresses {
   /** Lowercase MAC addresses of every interface of every domain, keyed to the domain using it. */
@@ -12,10 +12,14 @@ export interface HostAddresses {
   uuids: Map<string, string>
 }
 
-const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@_', isArray: (name) => name === 'interface' })
-
-interface DomainDoc {
-  domain?: { uuid?: string; devices?: { interface?: { mac?: { '@_address'?: string } }[] } }
+/** A domain's XML; undefined if it was undefined while the host was being scanned. */
+async function xmlOf(name: string, inactive: boolean): Promise<string | undefined> {
+  try {
+    return await domainXml(name, inactive)
+  } catch (e) {
+    if ((await domainState(name)) === undefined) return undefined
+    throw e
+  }
 }
 
 /** MACs and UUIDs of every domain defined on the host (persistent or transient, running or not). */
@@ -23,15 +27,12 @@ export async function hostAddresses(): Promise<HostAddresses> {
   const out: HostAddresses = { macs: new Map(), uuids: new Map() }
   for (const name of await listDomainNames()) {
     // Both the persistent definition and the live one (a running domain may differ from it).
-    for (const xml of [await domainXml(name, true), await domainXml(name, false)]) {
+    for (const xml of [await xmlOf(name, true), await xmlOf(name, false)]) {
       if (!xml) continue // undefined meanwhile
-      const doc = parser.parse(xml) as DomainDoc
-      const uuid = doc.domain?.uuid
-      if (typeof uuid === 'string') out.uuids.set(uuid.toLowerCase(), name)
-      for (const nic of doc.domain?.devices?.interface ?? []) {
-        const mac = nic.mac?.['@_address']
-        if (typeof mac === 'string') out.macs.set(mac.toLowerCase(), name)
-      }
+      // parseDomain also reads slirp NICs' "mac=" from <qemu:commandline>.
+      const d = parseDomain(xml)
+      if (d.uuid) out.uuids.set(d.uuid.toLowerCase(), name)
+      for (const mac of d.macs) if (mac) out.macs.set(mac.toLowerCase(), name)
     }
   }
   return out
