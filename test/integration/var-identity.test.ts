@@ -81,7 +81,17 @@ describe('/var identity resync', () => {
       await vm
     }
     expect(await isLocked(file)).toBe(false)
-    // A read-only user (another qemu-img -U reader) does not count; a missing file is a tool error.
+    // A qemu that opened the disk read-only writes nothing: not "in use" for a writer's purposes.
+    const reader = execa('qemu-system-x86_64', ['-machine', 'pc', '-accel', 'tcg', '-display', 'none', '-nodefaults', '-drive', `file=${file},if=virtio,format=qcow2,readonly=on`], { reject: false })
+    try {
+      await new Promise((r) => setTimeout(r, 1500))
+      expect(reader.exitCode, 'the read-only qemu is running').toBeNull()
+      expect(await isLocked(file)).toBe(false)
+    } finally {
+      reader.kill('SIGKILL')
+      await reader
+    }
+    // A missing file is a tool error, never a silent "not locked".
     await expect(isLocked(join(disksDir, 'missing.qcow2'))).rejects.toBeInstanceOf(ToolError)
     const after = await readDisk(file)
     expectIdentity(after.files, (p) => after.files[p]!.data, OLD, 'untouched')
@@ -126,13 +136,14 @@ describe('/var identity resync', () => {
     'already-new': under('identity', NEW),
   }
   // Real runs SIGKILLed right after sending the N-th guestfish command starting with the pattern.
-  const KILLS: [string, string, number][] = [
+  const KILLS: [string, string, number, boolean?][] = [
     ['kill-e2fsck', 'e2fsck', 1],
     ['kill-tar-in', 'tar-in', 1],
     ['kill-sync', 'sync', 1],
     ['kill-rename-away', 'rename "/identity" ', 1],
     ['kill-rename-in', 'rename "/identity.new"', 1],
     ['kill-cleanup', 'rm-rf "/identity.old"', 2],
+    ['kill-appliance-after-sync', 'sync', 1, true],
   ]
 
   it('converges to the desired identity from every interrupted state and after SIGKILLs, keeping /home', async () => {
@@ -141,12 +152,20 @@ describe('/var identity resync', () => {
 
     // GUESTFISH override: forwards fleet's commands and SIGKILLs fleet after the chosen one.
     const killer = join(sb.dir, 'killer.sh')
+    // With KILL_APPLIANCE the appliance's qemu is SIGKILLed too (a host crash, for the disk):
+    // the mounted ext4 keeps a journal to replay.
     writeFileSync(killer, `#!/bin/bash
 parent=$PPID; c=0
+exec 3> >(exec guestfish "$@")
+gf=$!
 while IFS= read -r line; do
-  printf '%s\\n' "$line"
-  case $line in "$KILL_AT"*) c=$((c+1)); if [ "$c" -eq "$KILL_N" ]; then kill -9 "$parent"; fi ;; esac
-done | exec guestfish "$@"
+  printf '%s\\n' "$line" >&3
+  case $line in "$KILL_AT"*) c=$((c+1)); if [ "$c" -eq "$KILL_N" ]; then
+    if [ -n "$KILL_APPLIANCE" ]; then sleep 2; pkill -9 -P "$gf"; fi
+    kill -9 "$parent"; fi ;; esac
+done
+exec 3>&-
+wait "$gf"
 `)
     chmodSync(killer, 0o755)
     const script = join(sb.dir, 'resync.mjs')
@@ -157,8 +176,8 @@ await resyncIdentity([{ file, identity: new Map(Object.entries(JSON.parse(set)).
     const setArg = JSON.stringify(Object.fromEntries([...NEW].map(([k, v]) => [k, v.toString('base64')])))
     let t0 = performance.now()
     const killedTmp = KILLS.map(() => tmpDir())
-    const runs: ResultPromise[] = KILLS.map(([name, pat, n], i) =>
-      execa('node', [script, disk(name), killedTmp[i]!, setArg], { env: { GUESTFISH: killer, KILL_AT: pat, KILL_N: String(n), LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg' }, reject: false, timeout: 240_000 }))
+    const runs: ResultPromise[] = KILLS.map(([name, pat, n, appliance], i) =>
+      execa('node', [script, disk(name), killedTmp[i]!, setArg], { env: { GUESTFISH: killer, KILL_AT: pat, KILL_N: String(n), KILL_APPLIANCE: appliance ? '1' : '', LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg' }, reject: false, timeout: 240_000 }))
     const results = await Promise.all(runs)
     console.log(`${KILLS.length} resyncs killed in parallel in ${Math.round(performance.now() - t0)} ms`)
     for (const [i, r] of results.entries()) expect(r.signal, `${KILLS[i]![0]}: ${r.stderr}`).toBe('SIGKILL')
@@ -181,6 +200,7 @@ await resyncIdentity([{ file, identity: new Map(Object.entries(JSON.parse(set)).
       expect(sha256(files['/home/data']!.data), `${name}: /home`).toBe(sha256(HOME))
     }
     console.log(`journal left to replay after the kill: ${dirty.join(', ') || 'none'}`)
+    expect(dirty).toContain('kill-appliance-after-sync')
 
     const all = [...Object.keys(STATES), ...KILLS.map(([n]) => n)]
     t0 = performance.now()
