@@ -25,9 +25,11 @@ async function xmlOf(name: string, inactive: boolean): Promise<string | undefine
 /** MACs and UUIDs of every domain defined on the host (persistent or transient, running or not). */
 export async function hostAddresses(): Promise<HostAddresses> {
   const out: HostAddresses = { macs: new Map(), uuids: new Map() }
-  for (const name of await listDomainNames()) {
-    // Both the persistent definition and the live one (a running domain may differ from it).
-    for (const xml of [await xmlOf(name, true), await xmlOf(name, false)]) {
+  const names = await listDomainNames()
+  // Both the persistent definition and the live one (a running domain may differ from it), all at once.
+  const xmls = await Promise.all(names.map(async (name) => ({ name, both: await Promise.all([xmlOf(name, true), xmlOf(name, false)]) })))
+  for (const { name, both } of xmls) {
+    for (const xml of both) {
       if (!xml) continue // undefined meanwhile
       // parseDomain also reads slirp NICs' "mac=" from <qemu:commandline>.
       const d = parseDomain(xml)

@@ -35,12 +35,15 @@ function sniff(head: Buffer): string {
   if (starts('\x1f\x8b')) return 'gzip data'
   if (starts('\x28\xb5\x2f\xfd')) return 'zstd data'
   if (starts('\xfd7zXZ\0')) return 'xz data'
-  return 'raw data (no qcow2 header)'
+  return 'raw'
 }
 
 /** The header, or a sentence saying why the bytes are not a qcow2 image fleet can read. */
 export function parseQcow2Header(buf: Buffer): Qcow2Header | string {
-  if (buf.length < 72 || buf.readUInt32BE(0) !== 0x514649fb) return `is ${sniff(buf)}, not qcow2`
+  if (buf.length < 72 || buf.readUInt32BE(0) !== 0x514649fb) {
+    const kind = sniff(buf)
+    return kind === 'raw' ? 'is raw, not qcow2 (it does not start with a qcow2 header)' : `is ${kind}, not qcow2`
+  }
   const version = buf.readUInt32BE(4)
   if (version !== 2 && version !== 3) return `is qcow2 version ${version}; only versions 2 and 3 exist`
   const clusterBits = buf.readUInt32BE(20)

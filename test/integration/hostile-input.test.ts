@@ -116,7 +116,7 @@ const imageCases: ImageCase[] = [
   { what: 'qcow2 with an nbd:// backing name', make: async (f) => (await sh('qemu-img', ['create', '-q', '-f', 'qcow2', '-u', '-b', 'nbd://127.0.0.1:10809/disk', '-F', 'raw', f, '16M']), ['protocol backing name', 'nbd://127.0.0.1:10809/disk']) },
   { what: 'qcow2 with a plain backing file', make: async (f) => (await blankImage(`${f}.base`), await sh('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', `${f}.base`, '-F', 'qcow2', f]), ['backing file', `${f}.base`]) },
   { what: 'qcow2 encrypted with LUKS', make: async (f) => (await sh('qemu-img', ['create', '-q', '-f', 'qcow2', '--object', 'secret,id=s0,data=pw', '-o', 'encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10', f, '16M']), ['encrypted (LUKS)']) },
-  { what: 'raw disk named .qcow2', make: async (f) => (writeFileSync(f, Buffer.alloc(1024 * 1024, 0x41)), ['raw data', 'not qcow2', 'hint:qemu-img convert -f raw -O qcow2']) },
+  { what: 'raw disk named .qcow2', make: async (f) => (writeFileSync(f, Buffer.alloc(1024 * 1024, 0x41)), ['is raw, not qcow2', 'hint:qemu-img convert -f raw -O qcow2']) },
   { what: 'raw disk whose first sector is a qcow2 header with a host backing file', make: async (f) => (await sh('qemu-img', ['create', '-q', '-f', 'qcow2', '-u', '-b', '/etc/shadow', '-F', 'raw', f, '16M']), ['backing file', '"/etc/shadow"']) },
   { what: 'VMDK image', make: async (f) => (await sh('qemu-img', ['create', '-q', '-f', 'vmdk', f, '16M']), ['VMDK', 'not qcow2']) },
   { what: 'VDI image', make: async (f) => (await sh('qemu-img', ['create', '-q', '-f', 'vdi', f, '16M']), ['VDI', 'not qcow2']) },
