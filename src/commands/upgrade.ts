@@ -41,9 +41,9 @@ next fleet command that touches the VM (or \`fleet repair\`).`
     }
     const failed = r.vms.filter((v) => v.outcome === 'failed')
     if (failed.length) {
-      if (this.jsonEnabled()) process.stdout.write(JSON.stringify(r, null, 2) + '\n')
-      this.logToStderr(`${failed.length} of ${r.vms.length} VM(s) failed: ${failed.map((v) => v.name).join(', ')}`)
-      this.exit(ExitCode.tool)
+      // The result (every VM's outcome) is still printed; the status says not all went well.
+      this.progress(`${failed.length} of ${r.vms.length} VM(s) failed: ${failed.map((v) => v.name).join(', ')}`)
+      process.exitCode = ExitCode.tool
     }
     return r
   }

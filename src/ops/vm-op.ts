@@ -63,9 +63,13 @@ export async function withVms<T>(ctx: FleetContext, names: readonly VmName[], fn
 
 /** The VMs' locks only (sorted, each once); withVms is what operations use. */
 export async function withVmLocks<T>(ctx: FleetContext, names: readonly VmName[], fn: () => Promise<T>): Promise<T> {
-  guardSignals(ctx.log)
+  const leave = guardSignals(ctx.log)
   const unique = [...new Set(names)].sort()
-  return withLocks(unique.map((n) => ({ file: vmFiles(ctx.paths, n).lock, what: `machine ${n}` })), fn, { onWait: ctx.log })
+  try {
+    return await withLocks(unique.map((n) => ({ file: vmFiles(ctx.paths, n).lock, what: `machine ${n}` })), fn, { onWait: ctx.log })
+  } finally {
+    leave()
+  }
 }
 
 /** Resolves interrupted operations on the VMs now (briefly locking them); --dry-run only reports them. */
@@ -82,7 +86,11 @@ export async function recoverFirst(ctx: FleetContext, names: readonly VmName[]):
 
 /** The image store lock: exclusive for gc, import and build; shared while overlays are made on it. */
 export async function withStore<T>(ctx: Pick<FleetContext, 'paths' | 'log'>, mode: 'shared' | 'exclusive', fn: () => Promise<T>): Promise<T> {
-  guardSignals(ctx.log)
-  return withLock(storeLock(ctx.paths), `image store ${ctx.paths.images}`, fn, { shared: mode === 'shared', onWait: ctx.log, waitMs: Number(process.env.FLEET_STORE_WAIT_MS ?? 600_000) })
+  const leave = guardSignals(ctx.log)
+  try {
+    return await withLock(storeLock(ctx.paths), `image store ${ctx.paths.images}`, fn, { shared: mode === 'shared', onWait: ctx.log, waitMs: Number(process.env.FLEET_STORE_WAIT_MS ?? 600_000) })
+  } finally {
+    leave()
+  }
 }
 

@@ -22,7 +22,13 @@ let log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)
 let currentStep = ''
 let leftToUndo: () => string[] = () => []
 
+let active = 0
+
 function onSignal(sig: NodeJS.Signals): void {
+  if (!active && !received) {
+    // No operation is running (before the first or after the last): the default, exit now.
+    process.exit(SIGNAL_EXIT[sig] ?? 130)
+  }
   if (!received) {
     received = sig
     controller.abort(new Interrupted(sig))
@@ -38,12 +44,19 @@ function onSignal(sig: NodeJS.Signals): void {
  * The handlers stay installed: a default handler (execa's signal-exit among them) would
  * otherwise re-raise the signal and kill fleet before its undo ran.
  */
-export function guardSignals(logger?: (line: string) => void): void {
+export function guardSignals(logger?: (line: string) => void): () => void {
   if (logger) log = logger
-  if (installed) return
+  active++
+  let left = false
+  const leave = () => {
+    if (!left) active--
+    left = true
+  }
+  if (installed) return leave
   installed = true
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  return leave
 }
 
 export function interrupted(): NodeJS.Signals | undefined {

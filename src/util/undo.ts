@@ -55,7 +55,7 @@ export class RolledBack extends Error {
  * rethrown wrapped in RolledBack, so the command can report what it removed and exit 130/143.
  */
 export async function withUndo<T>(work: (undo: Undo) => Promise<T>): Promise<T> {
-  guardSignals()
+  const leave = guardSignals()
   const undo = new Undo()
   try {
     const result = await work(undo)
@@ -69,5 +69,7 @@ export async function withUndo<T>(work: (undo: Undo) => Promise<T>): Promise<T> 
       endUndo()
     }
     throw new RolledBack(e, undo)
+  } finally {
+    leave()
   }
 }
