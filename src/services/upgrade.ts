@@ -71,8 +71,8 @@ export function lineDiff(a: string, b: string): string[] {
     if (i < n && j < m && x[i] === y[j]) {
       i++
       j++
-    } else if (j < m && (i >= n || lcs[i]![j + 1]! >= lcs[i + 1]![j]!)) out.push(`+ ${y[j++]}`)
-    else out.push(`- ${x[i++]}`)
+    } else if (i < n && (j >= m || lcs[i + 1]![j]! >= lcs[i]![j + 1]!)) out.push(`- ${x[i++]}`)
+    else out.push(`+ ${y[j++]}`)
   }
   return out
 }
