@@ -314,6 +314,21 @@ describe.skipIf(libvirtMissing)('fault injection: kill -9 at every step, then th
     expect(await orphans(sb)).toEqual([])
   }, 120_000)
 
+  it('a half-written definition (machines/.NAME.new-*) is never a machine; repair removes it', async () => {
+    const name = sb.name('half')
+    const half = join(sb.repo, 'machines', `.${name}.new-x1y2z3`)
+    mkdirSync(half)
+    writeFileSync(join(half, 'machine.json'), '{"memory": "256M"')
+    expect((await listOk()).map((v) => v.name)).not.toContain(`.${name}.new-x1y2z3`)
+    const dry = await fleet(sb, ['repair', '--dry-run'])
+    expect(dry.stdout).toContain(`machine ${name}`)
+    expect(existsSync(half)).toBe(true)
+    const r = await fleet(sb, ['repair'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(existsSync(half)).toBe(false)
+    expect(await orphans(sb)).toEqual([])
+  })
+
   it('destroy-vm refuses names that are paths, removing nothing', async () => {
     const before = readdirSync(join(sb.state, 'vms')).sort()
     for (const bad of ['..', '../x', '/etc', '.', 'a/b', 'Web1']) {
