@@ -1,15 +1,16 @@
 // npm run bench: ratios against a baseline measured in the same run.
 //  1. new /var disk: mkfs.ext4 -d fast path vs guestfish appliance (baseline)
 //  2. identity resync of N disks: one guestfish launch for all vs one launch per disk (baseline)
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createVarDisk, identityCommands } from '../dist/services/var-disk.js'
-import { deviceOf, runGuestfish } from '../dist/adapters/guestfish.js'
+import { createVarDisk, resyncIdentity } from '../dist/services/var-disk.js'
 
 process.env.LIBGUESTFS_BACKEND_SETTINGS ??= 'force_tcg'
 const N = Number(process.env.BENCH_DISKS ?? 5)
 const dir = mkdtempSync(join(tmpdir(), 'fleet-bench-'))
+const tmp = join(dir, 'tmp') // 0700: staged identity copies hold a private key
+mkdirSync(tmp, { mode: 0o700 })
 const identity = new Map([
   ['machine-id', Buffer.from('0123456789abcdef0123456789abcdef\n')],
   ['hostname', Buffer.from('bench\n')],
@@ -22,22 +23,20 @@ const time = async (f) => {
   return performance.now() - t0
 }
 try {
-  const slow = await time(() => createVarDisk(join(dir, 'g.qcow2'), 256 << 20, identity, 'guestfish'))
-  const fast = await time(() => createVarDisk(join(dir, 'm.qcow2'), 256 << 20, identity, 'mkfs'))
+  const slow = await time(() => createVarDisk(join(dir, 'g.qcow2'), 256 << 20, identity, 'guestfish', tmp))
+  const fast = await time(() => createVarDisk(join(dir, 'm.qcow2'), 256 << 20, identity, 'mkfs', tmp))
   console.log(`new /var disk: guestfish ${slow.toFixed(0)} ms (baseline), mkfs.ext4 -d ${fast.toFixed(0)} ms, ratio ${(fast / slow).toFixed(4)}`)
 
   const disks = []
   for (let i = 0; i < N; i++) {
     const f = join(dir, `d${i}.qcow2`)
-    await createVarDisk(f, 256 << 20, identity, 'mkfs')
+    await createVarDisk(f, 256 << 20, identity, 'mkfs', tmp)
     disks.push(f)
   }
-  const ic = await identityCommands(identity)
   const perDisk = await time(async () => {
-    for (const d of disks) await runGuestfish([d], [['mount', deviceOf(0), '/'], ...ic.commands, ['umount', '/']])
+    for (const d of disks) await resyncIdentity([{ file: d, identity }], tmp)
   })
-  const batch = await time(() => runGuestfish(disks, disks.flatMap((_, i) => [['mount', deviceOf(i), '/'], ...ic.commands, ['umount', '/']])))
-  await ic.cleanup()
+  const batch = await time(() => resyncIdentity(disks.map((file) => ({ file, identity })), tmp))
   console.log(`identity resync of ${N} disks: ${N} launches ${perDisk.toFixed(0)} ms (baseline), one launch ${batch.toFixed(0)} ms, ratio ${(batch / perDisk).toFixed(3)}`)
 } finally {
   rmSync(dir, { recursive: true, force: true })

@@ -98,7 +98,6 @@ export class GuestfishSession {
   umount = async (at = '/'): Promise<void> => void (await this.call('umount', at))
   /** True if `path` exists (a dangling symlink counts). */
   exists = async (path: string): Promise<boolean> => (await this.bool('exists', path)) || (await this.bool('is-symlink', path))
-  isDir = (path: string): Promise<boolean> => this.bool('is-dir', path)
   /** rename(2): atomic, and refuses to move a folder onto a non-empty one. */
   rename = async (from: string, to: string): Promise<void> => void (await this.call('rename', from, to))
   rmRf = async (path: string): Promise<void> => void (await this.call('rm-rf', path))

@@ -1,8 +1,7 @@
 // The /var disk: ext4 labelled `var` holding identity/ (DESIGN.md modes), home/ and log/journal/.
 import { mkdtemp, mkdir, chmod, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { basename, dirname, join } from 'node:path'
-import { deviceOf, GuestfishSession, runGuestfish, type GfCommand } from '../adapters/guestfish.js'
+import { join } from 'node:path'
+import { deviceOf, GuestfishSession, runGuestfish } from '../adapters/guestfish.js'
 import { ToolError, UserError } from '../errors.js'
 import { chownRoot, mkfsExt4FromDir } from '../adapters/mkfs.js'
 import * as qemuImg from '../adapters/qemu-img.js'
@@ -19,30 +18,29 @@ export function varDiskMethod(env = process.env): VarDiskMethod {
 /** Folders every /var disk has besides identity/. */
 const SKELETON = ['home', 'log', 'log/journal']
 
-/** The identity files written into `dir` (0600 files in a 0700 folder), to be uploaded. */
-async function stageIdentity(identity: Map<string, Buffer>, dir: string): Promise<{ name: string; local: string }[]> {
-  await mkdir(dir, { mode: 0o700 })
-  const out: { name: string; local: string }[] = []
-  for (const [name, data] of identity) {
-    const local = join(dir, String(out.length))
-    await writeFile(local, data, { mode: 0o600, flag: 'wx' })
-    out.push({ name, local })
-  }
-  return out
-}
+/** /identity, the new set written beside it, and the old set while it is swapped out. */
+const IDENTITY = '/identity'
+const NEW = '/identity.new'
+const OLD = '/identity.old'
 
-/**
- * A 0700 folder inside `tmpDir` for staged copies (they include the SSH host private key),
- * removed on every path. Without a tmpDir (callers not yet passing one), a 0700 folder beside
- * `beside` is used, never the shared system temp folder.
- */
-async function withStaging<T>(tmpDir: string | undefined, beside: string, fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = tmpDir ? await mkdtemp(join(tmpDir, 'var-')) : await mkdtemp(join(dirname(beside), `.${basename(beside)}.staging-`))
+/** A 0700 folder inside the caller's `tmpDir` for staged copies (they include the SSH host private key), removed on every path. */
+async function withStaging<T>(tmpDir: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpDir, 'var-'))
   try {
     return await fn(dir)
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
+}
+
+/** `folder` (e.g. /identity.new) as a tar: 0755, files with identityMode(), all owned 0:0; written 0600 into `dir`. */
+async function stageIdentityTar(identity: Map<string, Buffer>, dir: string, folder: string): Promise<string> {
+  const top = folder.replace(/^\//, '')
+  const entries: TarEntry[] = [{ name: `${top}/`, mode: 0o755 }]
+  for (const [name, data] of identity) entries.push({ name: `${top}/${name}`, mode: identityMode(name), data })
+  const file = join(dir, 'identity.tar')
+  await writeFile(file, ustar(entries), { mode: 0o600, flag: 'wx' })
+  return file
 }
 
 /**
@@ -52,20 +50,19 @@ async function withStaging<T>(tmpDir: string | undefined, beside: string, fn: (d
  * modes and owners. Staged copies of the identity live only inside `tmpDir` (a 0700 folder the
  * caller creates and removes).
  */
-export async function createVarDisk(file: string, sizeBytes: number, identity: Map<string, Buffer>, method = varDiskMethod(), tmpDir?: string): Promise<void> {
+export async function createVarDisk(file: string, sizeBytes: number, identity: Map<string, Buffer>, method: VarDiskMethod, tmpDir: string): Promise<void> {
   // qemu-img create/convert reuse an existing file and keep its mode: make it 0600 before any byte.
   await writeFile(file, '', { mode: 0o600 })
   await chmod(file, 0o600)
-  await withStaging(tmpDir, file, async (work) => {
+  await withStaging(tmpDir, async (work) => {
     if (method === 'guestfish') {
       await qemuImg.createQcow2(file, sizeBytes)
-      const staged = await stageIdentity(identity, join(work, 'identity'))
+      const tar = await stageIdentityTar(identity, work, IDENTITY)
       await runGuestfish([file], [
         ['mkfs', 'ext4', deviceOf(0), `label:${VAR_LABEL}`],
         ['mount', deviceOf(0), '/'],
         ...SKELETON.map((d) => ['mkdir-p', `/${d}`]),
-        ['mkdir-mode', '/identity', '0755'], ['chmod', '0755', '/identity'],
-        ...staged.flatMap(({ name, local }) => uploadCommands(local, `/identity/${name}`, identityMode(name))),
+        ['tar-in', tar, '/'],
       ])
       return
     }
@@ -88,14 +85,6 @@ export async function createVarDisk(file: string, sizeBytes: number, identity: M
   await chmod(file, 0o600)
 }
 
-function uploadCommands(local: string, path: string, mode: number): GfCommand[] {
-  return [['upload', local, path], ['chmod', `0${mode.toString(8)}`, path], ['chown', '0', '0', path]]
-}
-
-const IDENTITY = '/identity'
-const NEW = '/identity.new'
-const OLD = '/identity.old'
-
 /**
  * Makes /identity on each /var disk hold exactly its `identity` (modes from identityMode(),
  * owner 0:0), in ONE guestfish appliance launch for all disks.
@@ -114,10 +103,10 @@ export async function resyncIdentity(disks: { file: string; identity: Map<string
   for (const d of disks) {
     if (await qemuImg.isLocked(d.file)) throw inUse(d.file)
   }
-  await withStaging(tmpDir, tmpDir, async (work) => {
+  await withStaging(tmpDir, async (work) => {
     const staged = await Promise.all(disks.map(async (d, i) => {
       await mkdir(join(work, String(i)), { mode: 0o700 })
-      return stageIdentityTar(d.identity, join(work, String(i)))
+      return stageIdentityTar(d.identity, join(work, String(i)), NEW)
     }))
     let g: GuestfishSession
     try {
@@ -178,14 +167,4 @@ async function swapIdentity(g: GuestfishSession, tar: string): Promise<void> {
   if (await g.exists(IDENTITY)) await g.rename(IDENTITY, OLD)
   await g.rename(NEW, IDENTITY)
   await g.rmRf(OLD)
-}
-
-/** /identity.new as a tar (folder 0755, files with identityMode(), all owned 0:0), written 0600 into `dir`. */
-async function stageIdentityTar(identity: Map<string, Buffer>, dir: string): Promise<string> {
-  const folder = NEW.slice(1)
-  const entries: TarEntry[] = [{ name: `${folder}/`, mode: 0o755 }]
-  for (const [name, data] of identity) entries.push({ name: `${folder}/${name}`, mode: identityMode(name), data })
-  const file = join(dir, 'identity.tar')
-  await writeFile(file, ustar(entries), { mode: 0o600, flag: 'wx' })
-  return file
 }
