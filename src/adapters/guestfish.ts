@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto'
 import { ToolError } from '../errors.js'
 import { words } from '../util/env.js'
+import { interrupted, interruptedError } from '../util/interrupt.js'
 import { run } from './exec.js'
 import { startSession, type Session } from './session.js'
 
@@ -50,11 +51,13 @@ function quote(arg: string): string {
  * (guestfish scripts have no conditionals). Each command is followed by `echo MARKER`, so its
  * output is what stdout shows before the marker. A failing command ends guestfish (no `-`
  * prefix), and the call rejects with a ToolError naming that command. If fleet dies, guestfish
- * reads EOF after the command in flight and exits, and libguestfs stops the appliance.
+ * reads EOF after the command in flight and exits, and libguestfs stops the appliance. After
+ * Ctrl-C / SIGTERM the next call rejects with Interrupted, before sending anything.
  */
 export class GuestfishSession {
   private readonly marker = `--fleet-${randomUUID()}--`
   private dead: ToolError | undefined
+  private holdInterrupt = false
 
   private constructor(private readonly session: Session, private readonly argv: string[]) {}
 
@@ -68,6 +71,8 @@ export class GuestfishSession {
 
   private async call(...args: string[]): Promise<string> {
     if (this.dead) throw this.dead
+    // Ctrl-C / SIGTERM: stop between two commands (each leaves the disks consistent); close() then ends guestfish cleanly.
+    if (interrupted() && !this.holdInterrupt) throw interruptedError()
     const [name, ...rest] = args
     this.session.send(`${[name, ...rest.map(quote)].join(' ')}\necho ${this.marker}\n`)
     const out: string[] = []
@@ -87,6 +92,16 @@ export class GuestfishSession {
     const out = (await this.call(...args)).trim()
     if (out !== 'true' && out !== 'false') throw new ToolError(guestfish().join(' '), args, 0, `unexpected answer: ${out}`)
     return out === 'true'
+  }
+
+  /** Runs `fn`'s commands without stopping between them on Ctrl-C (e.g. the two renames of a swap). */
+  async uninterrupted<T>(fn: () => Promise<T>): Promise<T> {
+    this.holdInterrupt = true
+    try {
+      return await fn()
+    } finally {
+      this.holdInterrupt = false
+    }
   }
 
   /** Filesystem type on a device ('' when there is none). */

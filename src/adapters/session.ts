@@ -1,6 +1,8 @@
 // A long-running tool driven over stdin one line at a time (guestfish), its stdout read line by
 // line. It belongs beside exec.ts (same HOST_CMD/SUDO prefix); stdin stays a pipe held only by
-// this process, so when fleet ends or is killed the tool reads EOF and ends too.
+// this process, so when fleet ends or is killed the tool reads EOF and ends too. It runs in its
+// own process group: a terminal's Ctrl-C reaches fleet, which stops between two commands, not
+// the tool in the middle of one.
 import { execa } from 'execa'
 import { createInterface } from 'node:readline'
 import { commandLine } from './exec.js'
@@ -19,7 +21,7 @@ export interface Session {
 export function startSession(cmd: string[], args: string[], opts: { env?: Record<string, string>; privileged?: boolean } = {}): Session {
   const [file, ...rest] = commandLine([...cmd, ...args], opts.privileged)
   if (!file) throw new Error('startSession: empty command')
-  const child = execa(file, rest, { env: opts.env, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', reject: false, buffer: false, encoding: 'utf8' })
+  const child = execa(file, rest, { env: opts.env, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', reject: false, buffer: false, encoding: 'utf8', detached: true })
   let errText = ''
   child.stderr?.setEncoding('utf8')
   child.stderr?.on('data', (d: string) => (errText += d))

@@ -164,7 +164,10 @@ async function swapIdentity(g: GuestfishSession, tar: string): Promise<void> {
   await g.tarIn(tar, '/')
   // The new files reach the disk before any rename that makes them the identity.
   await g.sync()
-  if (await g.exists(IDENTITY)) await g.rename(IDENTITY, OLD)
-  await g.rename(NEW, IDENTITY)
+  // Ctrl-C does not stop between the renames; a kill there is what the first line repairs.
+  await g.uninterrupted(async () => {
+    if (await g.exists(IDENTITY)) await g.rename(IDENTITY, OLD)
+    await g.rename(NEW, IDENTITY)
+  })
   await g.rmRf(OLD)
 }

@@ -1,6 +1,7 @@
 // The identity resync on /var disks: refuses disks in use (a real qemu holds the image), not
 // ext4 labelled var, or not clean; converges from every state an interrupted resync can leave,
-// simulated and from real SIGKILLs; keeps /home; leaves no staged private key behind.
+// simulated, from real SIGKILLs (of fleet, and of the appliance) and from SIGINT/SIGTERM (stop
+// between commands, exit 130/143, staged files removed); keeps /home; leaves no staged key behind.
 import { execa, type ResultPromise } from 'execa'
 import { chmodSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
@@ -145,10 +146,16 @@ describe('/var identity resync', () => {
     ['kill-cleanup', 'rm-rf "/identity.old"', 2],
     ['kill-appliance-after-sync', 'sync', 1, true],
   ]
+  // Runs sent SIGINT / SIGTERM at a point: they stop between commands (not between the two
+  // renames), end guestfish cleanly, remove their staged files and exit 130 / 143.
+  const SIGNALS: [string, string, number, 'INT' | 'TERM', 'old' | 'new'][] = [
+    ['int-tar-in', 'tar-in', 1, 'INT', 'old'],
+    ['term-rename-away', 'rename "/identity" ', 1, 'TERM', 'new'],
+  ]
 
   it('converges to the desired identity from every interrupted state and after SIGKILLs, keeping /home', async () => {
     for (const [name, tree] of Object.entries(STATES)) await makeDisk(disk(name), withHome(tree))
-    for (const [name] of KILLS) await makeDisk(disk(name), withHome(under('identity', OLD)))
+    for (const [name] of [...KILLS, ...SIGNALS]) await makeDisk(disk(name), withHome(under('identity', OLD)))
 
     // GUESTFISH override: forwards fleet's commands and SIGKILLs fleet after the chosen one.
     const killer = join(sb.dir, 'killer.sh')
@@ -162,7 +169,7 @@ while IFS= read -r line; do
   printf '%s\\n' "$line" >&3
   case $line in "$KILL_AT"*) c=$((c+1)); if [ "$c" -eq "$KILL_N" ]; then
     if [ -n "$KILL_APPLIANCE" ]; then sleep 2; pkill -9 -P "$gf"; fi
-    kill -9 "$parent"; fi ;; esac
+    kill -"\${KILL_SIG:-KILL}" "$parent"; fi ;; esac
 done
 exec 3>&-
 wait "$gf"
@@ -170,17 +177,36 @@ wait "$gf"
     chmodSync(killer, 0o755)
     const script = join(sb.dir, 'resync.mjs')
     writeFileSync(script, `import { resyncIdentity } from ${JSON.stringify(join(ROOT, 'dist/services/var-disk.js'))}
+import { guardSignals } from ${JSON.stringify(join(ROOT, 'dist/util/interrupt.js'))}
+guardSignals() // as every mutating command does: Ctrl-C / SIGTERM stop between steps
 const [file, tmp, set] = process.argv.slice(2)
-await resyncIdentity([{ file, identity: new Map(Object.entries(JSON.parse(set)).map(([k, v]) => [k, Buffer.from(v, 'base64')])) }], tmp)
+try {
+  await resyncIdentity([{ file, identity: new Map(Object.entries(JSON.parse(set)).map(([k, v]) => [k, Buffer.from(v, 'base64')])) }], tmp)
+} catch (e) {
+  console.error(String(e))
+  process.exit(e.exitCode ?? 1)
+}
 `)
     const setArg = JSON.stringify(Object.fromEntries([...NEW].map(([k, v]) => [k, v.toString('base64')])))
     let t0 = performance.now()
     const killedTmp = KILLS.map(() => tmpDir())
-    const runs: ResultPromise[] = KILLS.map(([name, pat, n, appliance], i) =>
-      execa('node', [script, disk(name), killedTmp[i]!, setArg], { env: { GUESTFISH: killer, KILL_AT: pat, KILL_N: String(n), KILL_APPLIANCE: appliance ? '1' : '', LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg' }, reject: false, timeout: 240_000 }))
+    const start = (name: string, tmp: string, env: Record<string, string>): ResultPromise =>
+      execa('node', [script, disk(name), tmp, setArg], { env: { GUESTFISH: killer, LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg', ...env }, reject: false, timeout: 240_000 })
+    const runs = KILLS.map(([name, pat, n, appliance], i) => start(name, killedTmp[i]!, { KILL_AT: pat, KILL_N: String(n), KILL_APPLIANCE: appliance ? '1' : '' }))
+    const signalled = SIGNALS.map(([name, pat, n, sig]) => start(name, tmpDir(), { KILL_AT: pat, KILL_N: String(n), KILL_SIG: sig }))
     const results = await Promise.all(runs)
-    console.log(`${KILLS.length} resyncs killed in parallel in ${Math.round(performance.now() - t0)} ms`)
+    const sigResults = await Promise.all(signalled)
+    console.log(`${KILLS.length + SIGNALS.length} resyncs killed or signalled in parallel in ${Math.round(performance.now() - t0)} ms`)
     for (const [i, r] of results.entries()) expect(r.signal, `${KILLS[i]![0]}: ${r.stderr}`).toBe('SIGKILL')
+    for (const [i, r] of sigResults.entries()) {
+      const [name, , , sig, expected] = SIGNALS[i]!
+      expect(r.exitCode, `${name}: ${r.stderr}`).toBe(sig === 'INT' ? 130 : 143)
+      expect(await needsRecovery(disk(name)), `${name}: guestfish ended cleanly`).toBe(false)
+      const { files } = await readDisk(disk(name))
+      expectIdentity(files, (p) => files[p]!.data, expected === 'new' ? NEW : OLD, name)
+      expect(sha256(files['/home/data']!.data), `${name}: /home`).toBe(sha256(HOME))
+    }
+    expect(readdirSync(work).filter((d) => !killedTmp.includes(join(work, d))).flatMap((d) => readdirSync(join(work, d))), 'staged files left by signalled runs').toEqual([])
     // guestfish ends after the command in flight and libguestfs stops the appliance; wait for the lock.
     for (const [name] of KILLS) {
       for (let i = 0; i < 300 && (await isLocked(disk(name))); i++) await new Promise((r) => setTimeout(r, 100))
@@ -202,7 +228,7 @@ await resyncIdentity([{ file, identity: new Map(Object.entries(JSON.parse(set)).
     console.log(`journal left to replay after the kill: ${dirty.join(', ') || 'none'}`)
     expect(dirty).toContain('kill-appliance-after-sync')
 
-    const all = [...Object.keys(STATES), ...KILLS.map(([n]) => n)]
+    const all = [...Object.keys(STATES), ...KILLS.map(([n]) => n), ...SIGNALS.map(([n]) => n)]
     t0 = performance.now()
     await resyncIdentity(all.map((n) => ({ file: disk(n), identity: NEW })), tmpDir())
     console.log(`resync of ${all.length} disks in one appliance launch: ${Math.round(performance.now() - t0)} ms`)
