@@ -2,6 +2,7 @@
 import * as libvirt from '../adapters/libvirt.js'
 import { loadAllMachines } from '../machines/repository.js'
 import type { Paths } from '../repo.js'
+import { readIntent, vmTarget } from '../ops/intent.js'
 import { currentBaseDigest } from './domain-xml.js'
 
 export interface ListRow {
@@ -13,12 +14,15 @@ export interface ListRow {
   vcpus: number
   network: string
   reach: string
+  /** An operation a killed fleet left on this VM; the next command touching it (or `fleet repair`) resolves it. */
+  interrupted?: string
 }
 
 export async function listVms(paths: Paths): Promise<ListRow[]> {
   const machines = await loadAllMachines(paths)
   return Promise.all(machines.map(async (m) => {
     const state = (await libvirt.domainState(m.name)) ?? 'not defined'
+    const intent = await readIntent(paths, vmTarget(m.name))
     return {
       name: m.name,
       state,
@@ -28,6 +32,7 @@ export async function listVms(paths: Paths): Promise<ListRow[]> {
       vcpus: m.vcpus,
       network: m.network,
       reach: await reach(m.name, m.network, m.sshPort, state),
+      ...(intent ? { interrupted: `${intent.intent.op} at ${intent.intent.phase}` } : {}),
     }
   }))
 }
