@@ -1,6 +1,7 @@
 // The only module that starts processes. Every host command goes through here, as an argument
 // array, prefixed (for privileged tools) with SUDO.
 import { execa, type Options } from 'execa'
+import { createInterface } from 'node:readline'
 import { ToolError, UserError } from '../errors.js'
 import { words, type Env } from '../util/env.js'
 import { childCancelSignal, interruptedError } from '../util/interrupt.js'
@@ -97,5 +98,50 @@ export async function which(name: string): Promise<string | undefined> {
   } catch (e) {
     if (e instanceof UserError) throw e // HOST_CMD set: say so instead of "not installed"
     return undefined
+  }
+}
+
+// A long-running tool driven over stdin one line at a time (guestfish), its stdout read line by
+// line. stdin stays a pipe held only by this process, so when fleet ends or is killed the tool
+// reads EOF and ends too. It runs in its own process group: a terminal's Ctrl-C reaches fleet,
+// which stops between two commands, not the tool in the middle of one.
+export interface Session {
+  /** Writes text (whole lines) to the tool's stdin. */
+  send(text: string): void
+  /** The next line of stdout, or undefined once the tool has closed it (exited). */
+  nextLine(): Promise<string | undefined>
+  /** Everything the tool wrote to stderr so far. */
+  stderr(): string
+  /** Ends stdin and waits for the tool to exit: its exit code, or why it could not run. */
+  end(): Promise<{ exitCode?: number; error?: string }>
+}
+
+export function startSession(cmd: string[], args: string[], opts: { env?: Record<string, string>; privileged?: boolean } = {}): Session {
+  const [file, ...rest] = commandLine([...cmd, ...args], opts.privileged)
+  if (!file) throw new Error('startSession: empty command')
+  const child = execa(file, rest, { env: opts.env, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', reject: false, buffer: false, encoding: 'utf8', detached: true })
+  let errText = ''
+  child.stderr?.setEncoding('utf8')
+  child.stderr?.on('data', (d: string) => (errText += d))
+  // Writing after the tool died must not crash fleet; the caller learns it from nextLine().
+  child.stdin?.on('error', () => {})
+  const lines: string[] = []
+  const waiting: ((l: string | undefined) => void)[] = []
+  let closed = false
+  const rl = createInterface({ input: child.stdout! })
+  rl.on('line', (l) => (waiting.length ? waiting.shift()!(l) : lines.push(l)))
+  rl.on('close', () => {
+    closed = true
+    for (const w of waiting.splice(0)) w(undefined)
+  })
+  const done = child.then((r) => ({ exitCode: r.exitCode, error: r.exitCode === undefined ? (r.cause instanceof Error ? r.cause.message : r.shortMessage) : undefined }))
+  return {
+    send: (text) => void child.stdin?.write(text),
+    nextLine: () => (lines.length ? Promise.resolve(lines.shift()) : closed ? Promise.resolve(undefined) : new Promise((res) => waiting.push(res))),
+    stderr: () => errText,
+    end: async () => {
+      child.stdin?.end()
+      return done
+    },
   }
 }

@@ -4,7 +4,7 @@ import { ToolError } from '../errors.js'
 import { words } from '../util/env.js'
 import { interrupted, interruptedError } from '../util/interrupt.js'
 import { run } from './exec.js'
-import { startSession, type Session } from './session.js'
+import { startSession, type Session } from './exec.js'
 
 const guestfish = (): string[] => words(process.env.GUESTFISH || 'guestfish')
 
