@@ -2,6 +2,7 @@
 // progress on stderr, and the libvirt connection closed at the end.
 import { Command, Flags, type Interfaces } from '@oclif/core'
 import { disconnect } from './adapters/libvirt.js'
+import { assertNoHostCmd } from './adapters/exec.js'
 import { ExitCode, ToolError, UserError } from './errors.js'
 import { resolvePaths, type Paths } from './repo.js'
 import { makeContext, type FleetContext } from './services/context.js'
@@ -30,6 +31,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       args: this.ctor.args,
       strict: this.ctor.strict,
     })
+    // HOST_CMD was removed (see adapters/exec.ts): refuse it before any command reads or changes anything.
+    assertNoHostCmd()
     this.flags = flags as BaseFlags<T>
     this.args = args as Interfaces.InferredArgs<T['args']>
   }

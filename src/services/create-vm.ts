@@ -4,6 +4,7 @@
 import type { VmName } from '../name.js'
 import { existsSync } from 'node:fs'
 import { chmod, readFile } from 'node:fs/promises'
+import { hostAddresses } from '../adapters/libvirt-host.js'
 import { checkQemuCanReach, makeVmDirs, VM_DISK_MODE } from './permissions.js'
 import * as libvirt from '../adapters/libvirt.js'
 import * as qemuImg from '../adapters/qemu-img.js'
@@ -68,6 +69,12 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
     checkMachineOnHost(existing, host)
     // Hand-edited identity files get the same checks as the flags that write them, before anything is made.
     existingIdentity = await readIdentity(existing)
+    // A definition from git may carry a MAC or UUID another domain on this host already uses.
+    const onHost = await hostAddresses()
+    const macUser = onHost.macs.get(existing.mac.toLowerCase())
+    if (macUser && macUser !== name) throw new UserError(`machine ${name}: MAC ${existing.mac} in machine.json is already used by the libvirt domain ${macUser} on this host`, `Give ${name} another MAC (delete the "mac" line; \`fleet create-vm\` of a new definition picks a random free one).`)
+    const uuidUser = onHost.uuids.get(existing.uuid.toLowerCase())
+    if (uuidUser && uuidUser !== name) throw new UserError(`machine ${name}: UUID ${existing.uuid} in machine.json is already used by the libvirt domain ${uuidUser} on this host`, 'Give it another UUID (e.g. from `uuidgen`).')
   }
   const { base: channel, arch } = spec ?? existing!
   const image = await resolveChannel(paths, channel, name, arch)

@@ -14,13 +14,23 @@ export interface Killed {
 }
 
 /** Runs fleet; `killAfterMs` sends SIGKILL after that long (a random moment), `env` adds hooks. */
-export async function fleetKilled(sb: Pick<Sandbox, 'env'>, args: string[], opts: { env?: Record<string, string>; killAfterMs?: number; signalAfterMs?: { ms: number; signal: NodeJS.Signals } } = {}): Promise<Killed> {
+export async function fleetKilled(sb: Pick<Sandbox, 'env'>, args: string[], opts: { env?: Record<string, string>; killAfterMs?: number; signalAfterMs?: { ms: number; signal: NodeJS.Signals }; signalWhenExists?: { file: string; signal: NodeJS.Signals } } = {}): Promise<Killed> {
   const p = execa(FLEET, args, { env: { ...sb.env, ...opts.env }, reject: false, stdin: 'ignore', timeout: 300_000 })
   let timer: NodeJS.Timeout | undefined
   if (opts.killAfterMs !== undefined) timer = setTimeout(() => p.kill('SIGKILL'), opts.killAfterMs)
   if (opts.signalAfterMs) timer = setTimeout(() => p.kill(opts.signalAfterMs!.signal), opts.signalAfterMs.ms)
+  let poll: NodeJS.Timeout | undefined
+  if (opts.signalWhenExists) {
+    const { file, signal } = opts.signalWhenExists
+    poll = setInterval(() => {
+      if (!existsSync(file)) return
+      clearInterval(poll)
+      p.kill(signal)
+    }, 50)
+  }
   const r = await p
   if (timer) clearTimeout(timer)
+  if (poll) clearInterval(poll)
   return { code: r.exitCode, signal: r.signal, stdout: String(r.stdout), stderr: String(r.stderr) }
 }
 

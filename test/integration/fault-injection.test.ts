@@ -3,7 +3,7 @@
 // at random moments; after each kill the next fleet command must recover — /var data intact,
 // every overlay's backing image present, nothing orphaned, `fleet list` working.
 import { execa } from 'execa'
-import { existsSync, mkdirSync, readdirSync, readFileSync, appendFileSync, writeFileSync, chmodSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, appendFileSync, writeFileSync, chmodSync, rmSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -99,12 +99,14 @@ describe.skipIf(libvirtMissing)('fault injection: kill -9 at every step, then th
   it('create-vm: a real SIGINT/SIGTERM while a child runs stops the child, undoes, exits 130 / 143', async () => {
     // A qemu-img whose convert (the /var disk step) hangs, so the signal lands while it runs.
     const slow = join(sb.dir, 'qemu-img-slow')
-    writeFileSync(slow, '#!/bin/sh\n[ "$1" = convert ] && exec sleep 30\nexec qemu-img "$@"\n')
+    const started = join(sb.dir, 'convert-started')
+    writeFileSync(slow, `#!/bin/sh\n[ "$1" = convert ] && { touch ${started}; exec sleep 30; }\nexec qemu-img "$@"\n`)
     chmodSync(slow, 0o755)
     for (const sig of ['SIGINT', 'SIGTERM'] as const) {
       const name = sb.name(`k${sig.toLowerCase()}`)
       const t0 = performance.now()
-      const r = await fleetKilled({ env: { ...sb.env, QEMU_IMG: slow } }, ['create-vm', name, ...HW], { signalAfterMs: { ms: 2500, signal: sig } })
+      rmSync(started, { force: true })
+      const r = await fleetKilled({ env: { ...sb.env, QEMU_IMG: slow } }, ['create-vm', name, ...HW], { signalWhenExists: { file: started, signal: sig } })
       expect(r.code, r.stderr).toBe(sig === 'SIGINT' ? 130 : 143)
       expect(performance.now() - t0).toBeLessThan(20_000) // the child was stopped, not waited for
       expect(r.stderr).toMatch(/Undone after the failure: removed .*boot overlay/)
