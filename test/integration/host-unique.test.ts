@@ -1,5 +1,6 @@
 // A definition checked out from git may carry a MAC or UUID that another domain on this host
 // (another fleet's, or one made by hand) already uses: create-vm refuses it, naming both.
+import { randomUUID } from 'node:crypto'
 import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -17,7 +18,7 @@ describe.skipIf(libvirtMissing)('MAC and UUID unique against the host', () => {
       await blankImage(join(sb.dir, 'base.qcow2'))
       expect((await fleet(sb, ['image', 'import', join(sb.dir, 'base.qcow2'), '--name', 'base'])).code).toBe(0)
     }
-    const r = await fleet(a, ['create-vm', web1, '--memory', '256M', '--vcpus', '1', '--var-size', '64M', '--network', 'none', '--yes'])
+    const r = await fleet(a, ['create-vm', web1, '--memory', '256M', '--vcpus', '1', '--var-size', '64M', '--network', 'user', '--yes'])
     expect(r.code, r.stderr).toBe(0)
   })
   afterAll(async () => {
@@ -31,7 +32,10 @@ describe.skipIf(libvirtMissing)('MAC and UUID unique against the host', () => {
     const dst = join(b.repo, 'machines', web2)
     cpSync(join(a.repo, 'machines', web1), dst, { recursive: true })
     writeFileSync(join(dst, 'hostname'), `${web2}\n`)
-    const mac = (JSON.parse(readFileSync(join(dst, 'machine.json'), 'utf8')) as { mac: string }).mac
+    // A fresh UUID, so only the MAC is shared.
+    const json = JSON.parse(readFileSync(join(dst, 'machine.json'), 'utf8')) as { mac: string; uuid: string }
+    writeFileSync(join(dst, 'machine.json'), JSON.stringify({ ...json, uuid: randomUUID() }, null, 2) + '\n')
+    const mac = json.mac
     const r = await fleet(b, ['create-vm', web2])
     expect(r.code, r.stderr).toBe(2)
     expect(r.stderr).toContain(`machine ${web2}: MAC ${mac} in machine.json is already used by the libvirt domain ${web1}`)
