@@ -78,6 +78,13 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       this.exit(e.exitCode)
     }
     if (lines.length) process.stderr.write(lines.join('\n') + '\n')
+    // A bad flag or argument under --json: one short JSON error and exit 2, not oclif's whole
+    // error object (which carries its configuration: over 100 KB).
+    const parseError = (err as { parse?: unknown }).parse !== undefined
+    if (parseError && this.argv.includes('--json')) {
+      process.stdout.write(JSON.stringify({ error: { type: 'UsageError', message: err.message.replace(/\s*\n\s*/g, ' ').trim(), hint: `fleet ${this.id ?? ''} --help`.trim() } }, null, 2) + '\n')
+      this.exit(ExitCode.user)
+    }
     // oclif's own parse errors and exits keep their behaviour; anything else is a bug.
     if (err.exitCode === undefined && !(err as { oclif?: unknown }).oclif) err.exitCode = ExitCode.bug
     return super.catch(e instanceof Error ? Object.assign(e, { exitCode: (e as { exitCode?: number }).exitCode ?? err.exitCode }) : err)
