@@ -21,4 +21,22 @@ describe('usage errors', () => {
     expect(r.code).toBe(2)
     expect(r.stderr).toContain('Nonexistent flag: --bogus')
   })
+  it('a mistyped command names the closest one, exit 2', async () => {
+    const r = await fleet(sb, ['creat-vm', 'web1'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('Did you mean `fleet create-vm`?')
+    const sub = await fleet(sb, ['image', 'imprt', 'x.qcow2'])
+    expect(sub.stderr).toContain('Did you mean `fleet image import`?')
+    const none = await fleet(sb, ['xyzzy'])
+    expect(none.code).toBe(2)
+    expect(none.stderr).not.toContain('Did you mean')
+  })
+  it('fleet help COMMAND and COMMAND -h show that command\'s help', async () => {
+    for (const args of [['help', 'create-vm'], ['create-vm', '-h'], ['create-vm', '--help']]) {
+      const r = await fleet(sb, args)
+      expect(r.code, args.join(' ')).toBe(0)
+      expect(r.stdout, args.join(' ')).toContain('$ fleet create-vm NAME')
+    }
+    expect((await fleet(sb, ['help', 'image', 'import'])).stdout).toContain('$ fleet image import FILE')
+  })
 })
