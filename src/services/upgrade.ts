@@ -128,14 +128,30 @@ export async function upgrade(ctx: FleetContext, names: string[], opts: { all: b
   }
   // VM locks (sorted), then the store shared: gc cannot delete the target images meanwhile.
   return withVms(ctx, list, () => withStore(ctx, 'shared', async () => {
-    const plans = await Promise.all(list.map(async (n) => planVm(ctx, await loadMachine(ctx.paths, n))))
+    // Named VMs that cannot be planned stop the command before anything changes; with --all, a
+    // machine that cannot be upgraded (no VM yet, a foreign domain) is reported and the rest go on.
+    const planned = await Promise.all(list.map(async (n) => {
+      try {
+        return await planVm(ctx, await loadMachine(ctx.paths, n))
+      } catch (e) {
+        if (!opts.all || !(e instanceof UserError)) throw e
+        return { name: n, error: e }
+      }
+    }))
+    const plans = planned.filter((p): p is Planned => !('error' in p))
+    const skipped = planned.filter((p): p is { name: VmName; error: UserError } => 'error' in p)
+    for (const p of skipped) ctx.log(`${p.name}: not upgraded: ${p.error.message}`)
     const scratch = await makeScratch(ctx.paths, 'upgrade')
     try {
       await doUpgrade(ctx, plans, opts, timings, scratch.dir)
     } finally {
       await scratch.remove()
     }
-    return { dryRun: false, vms: plans.map((p) => p.result!), timings }
+    const notPlanned: UpgradeVmResult[] = skipped.map((p) => ({
+      name: p.name, baseFrom: 'unknown', baseTo: 'unknown', identity: { added: [], changed: [], removed: [] }, xmlChanged: false, xmlDiff: [], wasRunning: false,
+      outcome: 'failed', restarted: false, error: p.error.message, state: 'not touched',
+    }))
+    return { dryRun: false, vms: [...plans.map((p) => p.result!), ...notPlanned].sort((x, y) => (x.name < y.name ? -1 : 1)), timings }
   }))
 }
 
