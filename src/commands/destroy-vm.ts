@@ -13,7 +13,7 @@ export default class DestroyVm extends BaseCommand<typeof DestroyVm> {
   static override flags = {
     'delete-data': Flags.boolean({ description: 'Also delete the /var disk and console log (asks, unless --yes)' }),
     yes: Flags.boolean({ char: 'y', description: 'Do not ask before deleting data' }),
-    timeout: Flags.integer({ description: 'Seconds to wait for an ACPI shutdown before powering off', default: 30, min: 1 }),
+    timeout: Flags.integer({ description: 'Seconds to wait for an ACPI shutdown before powering off', default: 60, min: 1 }),
     'dry-run': dryRun,
     adopt,
   }

@@ -10,7 +10,8 @@ export function words(value: string | undefined): string[] {
 }
 
 export function libvirtUri(env: Env = process.env): string {
-  return env.LIBVIRT_URI || 'qemu:///system'
+  // LIBVIRT_URI (the Justfile's name) first, then libvirt's own LIBVIRT_DEFAULT_URI, as virsh does.
+  return env.LIBVIRT_URI || env.LIBVIRT_DEFAULT_URI || 'qemu:///system'
 }
 
 export function defaultStateDir(env: Env = process.env): string {
