@@ -18,7 +18,9 @@ export default class CreateVm extends BaseCommand<typeof CreateVm> {
 If it exists (e.g. checked out from git), its machine.json and identity files are used as they are, after the
 same checks (plus: memory fits this host, the network exists here, no other machine shares its MAC or UUID).
 A bad value stops the run before anything is written, naming the machine, the field and the value.
-A failure or Ctrl-C half way removes everything this run created.`
+A /var disk that \`fleet destroy-vm\` kept is reused, never overwritten: its data stays and its identity
+is resynced to machines/NAME. A failure or Ctrl-C half way removes everything this run created (never a
+kept /var disk).`
   static override examples = [
     '<%= config.bin %> create-vm web1                       # at a terminal: asks for each setting',
     '<%= config.bin %> create-vm web1 --memory 512M --vcpus 1 --var-size 1G --network none --yes',
@@ -52,7 +54,7 @@ A failure or Ctrl-C half way removes everything this run created.`
     const r = await createVm(ctx, vmName(this.args.name), { given, yes: f.yes, ask }, { start: f.start })
     if (!this.jsonEnabled()) {
       this.log(`${r.dryRun ? 'Would create' : 'Created'} ${r.name} on ${r.baseDigest.slice(0, 12)} (${await ctx.virtType()})${r.started ? ', started' : r.defined ? ', defined' : ''}`)
-      this.log(`  definition ${r.machineDir} (${r.definition})\n  boot ${r.boot}\n  /var ${r.var}\n  xml  ${r.xml}`)
+      this.log(`  definition ${r.machineDir} (${r.definition})\n  boot ${r.boot}\n  /var ${r.var}${r.varReused ? ' (the kept /var disk, reused; identity resynced)' : ''}\n  xml  ${r.xml}`)
     }
     return r
   }

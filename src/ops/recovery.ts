@@ -26,6 +26,8 @@ export interface CreateData {
   xmlBefore: string | null
   /** console.log was there before the run (kept: it is the old VM's log). */
   consoleBefore: boolean
+  /** The VM's kept /var disk was there before the run and is reused: it is never removed. */
+  varBefore: boolean
 }
 
 /** The undo of a create-vm: idempotent, and only what exists is listed. */
@@ -45,7 +47,8 @@ export async function undoCreate(ctx: FleetContext, name: VmName, data: CreateDa
       if (existsSync(files.dir) && !(await readdir(files.dir)).length) await rmdir(files.dir)
     })
   }
-  for (const f of [files.boot, files.var, join(files.dir, 'identity.json'), files.nvram, ...(data.consoleBefore ? [] : [files.console])]) {
+  const kept = data.varBefore ? [files.var, join(files.dir, 'identity.json')] : []
+  for (const f of [files.boot, files.var, join(files.dir, 'identity.json'), files.nvram, ...(data.consoleBefore ? [] : [files.console])].filter((f) => !kept.includes(f))) {
     if (existsSync(f)) undo.add(f === files.var ? `/var disk ${f}` : f === files.boot ? `boot overlay ${f}` : f, rmFile(f))
   }
   // Defined by this run: nothing of that name existed when it started (checked under the lock).

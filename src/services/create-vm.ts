@@ -23,7 +23,7 @@ import { recoverFirst, withStore, withVms } from '../ops/vm-op.js'
 import { writeFileAtomic } from '../util/fsx.js'
 import type { FleetContext } from './context.js'
 import { machineXml, xmlPath } from './domain-xml.js'
-import { createVarDisk, varDiskMethod } from './var-disk.js'
+import { createVarDisk, resyncIdentity, varDiskMethod } from './var-disk.js'
 import { startVm } from './lifecycle.js'
 import { manifestOf, writeManifest } from './identity-manifest.js'
 import { findFirmware } from '../firmware.js'
@@ -39,6 +39,8 @@ export interface CreateVmResult {
   xml: string
   defined: boolean
   started: boolean
+  /** The /var disk a destroy-vm kept was reused (data kept, identity resynced). */
+  varReused: boolean
   dryRun: boolean
   timings: Record<string, number>
 }
@@ -83,7 +85,7 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
   if (!ctx.dryRun) await checkQemuCanReach([paths.images, paths.vms])
   const result: CreateVmResult = {
     name, definition: isNew ? 'created' : 'existing', machineDir: dir, baseDigest: image.digest,
-    boot: files.boot, var: files.var, xml: xmlPath(paths, name), defined: false, started: false, dryRun: ctx.dryRun, timings: {},
+    boot: files.boot, var: files.var, xml: xmlPath(paths, name), defined: false, started: false, varReused: existsSync(files.var), dryRun: ctx.dryRun, timings: {},
   }
   if (ctx.dryRun) return result
 
@@ -94,7 +96,7 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
     await checkNothingThere(name, files)
     const oldXml = existsSync(result.xml) ? await readFile(result.xml, 'utf8') : undefined
     const scratch = await makeScratch(paths, `create-${name}`)
-    const data: CreateData = { newDefinition: Boolean(spec), xmlBefore: oldXml ?? null, consoleBefore: existsSync(files.console) }
+    const data: CreateData = { newDefinition: Boolean(spec), xmlBefore: oldXml ?? null, consoleBefore: existsSync(files.console), varBefore: existsSync(files.var) }
     const intent = await beginIntent(paths, vmTarget(name), 'create', 'started', data)
     try {
       let t0 = performance.now()
@@ -121,8 +123,15 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
       t('bootOverlay', t0)
       step('create:var-disk')
       t0 = performance.now()
-      ctx.log(`Creating /var disk (${machine.varSize}, ${varDiskMethod()}) with identity`)
-      await createVarDisk(files.var, machine.varSizeBytes, identity, varDiskMethod(), scratch.dir)
+      if (data.varBefore) {
+        // The /var disk destroy-vm kept: its data stays, its identity is made to match machines/NAME.
+        ctx.log(`Reusing the kept /var disk ${files.var}; resyncing its identity`)
+        result.varReused = true
+        await resyncIdentity([{ file: files.var, identity }], scratch.dir)
+      } else {
+        ctx.log(`Creating /var disk (${machine.varSize}, ${varDiskMethod()}) with identity`)
+        await createVarDisk(files.var, machine.varSizeBytes, identity, varDiskMethod(), scratch.dir)
+      }
       await writeManifest(files.dir, manifestOf(identity))
       t('varDisk', t0)
       step('create:xml')
@@ -160,12 +169,16 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
   })
 }
 
+/**
+ * No domain and no boot overlay of that name. A /var disk may be there: the one `destroy-vm`
+ * kept, which create-vm reuses (its identity resynced), never overwrites.
+ */
 async function checkNothingThere(name: VmName, files: VmFiles): Promise<void> {
   if (await libvirt.domainState(name)) {
-    throw new UserError(`machine ${name}: a libvirt domain named ${name} already exists`, `Use \`fleet start-vm ${name}\`, or \`fleet destroy-vm ${name}\` first.`)
+    throw new UserError(`machine ${name}: a libvirt domain named ${name} already exists`, `Use \`fleet start-vm ${name}\`, or \`fleet destroy-vm ${name}\` first (it keeps /var).`)
   }
-  for (const f of [files.boot, files.var]) {
-    if (existsSync(f)) throw new UserError(`machine ${name}: ${f} already exists`, f === files.var ? `That is the VM's kept /var disk; fleet never overwrites it. If you really want a fresh one, move it away first.` : `Remove the leftover with \`fleet destroy-vm ${name}\` (the /var disk is kept).`)
+  if (existsSync(files.boot)) {
+    throw new UserError(`machine ${name}: ${files.boot} already exists, but no domain uses it`, existsSync(files.var) ? `Its disks are all there: \`fleet define-vm ${name}\` defines the domain again.` : `Remove the leftover overlay with \`fleet destroy-vm ${name}\`.`)
   }
 }
 
