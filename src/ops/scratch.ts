@@ -21,6 +21,7 @@ async function removeTree(dir: string, privileged: boolean): Promise<void> {
 }
 
 export async function makeScratch(paths: Paths, kind: string, opts: { privileged?: boolean } = {}): Promise<Scratch> {
+  await mkdir(paths.state, { recursive: true }) // default mode: qemu must pass through it
   await mkdir(paths.tmp, { recursive: true, mode: 0o700 })
   await chmod(paths.tmp, 0o700)
   const dir = await mkdtemp(join(paths.tmp, `${kind}-`)) // mkdtemp makes it 0700

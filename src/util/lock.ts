@@ -25,6 +25,8 @@ export interface LockOptions {
 }
 
 async function openLockFile(file: string): Promise<FileHandle> {
+  // The folder above (the state directory) gets the default mode: qemu must pass through it.
+  await mkdir(dirname(dirname(file)), { recursive: true })
   await mkdir(dirname(file), { recursive: true, mode: 0o700 })
   // O_NOFOLLOW: a lock file is never a symlink planted elsewhere.
   return open(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600)

@@ -1,6 +1,8 @@
 // Bad flags and arguments: exit 2 with a short message, also under --json.
 import { describe, expect, it } from 'vitest'
-import { fleet, sandbox } from '../helpers/fleet.js'
+import { rmSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { blankImage, fleet, sandbox } from '../helpers/fleet.js'
 
 const sb = sandbox()
 
@@ -38,5 +40,15 @@ describe('usage errors', () => {
       expect(r.stdout, args.join(' ')).toContain('$ fleet create-vm NAME')
     }
     expect((await fleet(sb, ['help', 'image', 'import'])).stdout).toContain('$ fleet image import FILE')
+  })
+  it('a state directory fleet makes itself is one qemu can pass through (its private folders are inside)', async () => {
+    const own = sandbox()
+    rmSync(own.state, { recursive: true, force: true })
+    await blankImage(join(own.dir, 'base.qcow2'))
+    const r = await fleet(own, ['image', 'import', join(own.dir, 'base.qcow2'), '--name', 'base'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(statSync(own.state).mode & 0o001, 'others may enter the state directory').toBe(0o001)
+    expect(statSync(join(own.state, 'locks')).mode & 0o077).toBe(0)
+    own.cleanup()
   })
 })
