@@ -28,6 +28,8 @@ export interface CreateData {
   consoleBefore: boolean
   /** The VM's kept /var disk was there before the run and is reused: it is never removed. */
   varBefore: boolean
+  /** vms/NAME/ was there before the run (it holds the kept /var disk): not removed. */
+  dirBefore?: boolean
 }
 
 /** The undo of a create-vm: idempotent, and only what exists is listed. */
@@ -42,7 +44,7 @@ export async function undoCreate(ctx: FleetContext, name: VmName, data: CreateDa
   const xml = xmlPath(paths, name)
   if (data.xmlBefore === null && existsSync(xml)) undo.add(`XML ${xml}`, rmFile(xml))
   if (data.xmlBefore !== null) undo.add(`XML ${xml} (restored)`, () => writeFileAtomic(xml, data.xmlBefore!))
-  if (existsSync(files.dir)) {
+  if (existsSync(files.dir) && !data.dirBefore) {
     undo.add(`folder ${files.dir}`, async () => {
       if (existsSync(files.dir) && !(await readdir(files.dir)).length) await rmdir(files.dir)
     })

@@ -96,7 +96,7 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
     await checkNothingThere(name, files)
     const oldXml = existsSync(result.xml) ? await readFile(result.xml, 'utf8') : undefined
     const scratch = await makeScratch(paths, `create-${name}`)
-    const data: CreateData = { newDefinition: Boolean(spec), xmlBefore: oldXml ?? null, consoleBefore: existsSync(files.console), varBefore: existsSync(files.var) }
+    const data: CreateData = { newDefinition: Boolean(spec), xmlBefore: oldXml ?? null, consoleBefore: existsSync(files.console), varBefore: existsSync(files.var), dirBefore: existsSync(files.dir) }
     const intent = await beginIntent(paths, vmTarget(name), 'create', 'started', data)
     try {
       let t0 = performance.now()
@@ -123,6 +123,7 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
       t('bootOverlay', t0)
       step('create:var-disk')
       t0 = performance.now()
+      await ctx.virtType() // decides whether an appliance may use KVM (a useless /dev/kvm hangs it)
       if (data.varBefore) {
         // The /var disk destroy-vm kept: its data stays, its identity is made to match machines/NAME.
         ctx.log(`Reusing the kept /var disk ${files.var}; resyncing its identity`)

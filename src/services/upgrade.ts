@@ -310,6 +310,7 @@ upgradeSteps.rollForward = async (ctx, name, intent) => {
     const identity = await readIdentity(m)
     const scratch = await makeScratch(ctx.paths, `recover-${name}`)
     try {
+      await ctx.virtType() // decides whether the appliance may use KVM (a useless /dev/kvm hangs it)
       await resyncIdentity([{ file: files.var, identity }], scratch.dir)
     } finally {
       await scratch.remove()
