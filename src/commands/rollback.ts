@@ -1,7 +1,7 @@
 import { vmName } from '../name.js'
 import { BaseCommand } from '../base-command.js'
 import { dryRun, nameArg, virtType } from '../flags.js'
-import { rollback, type RollbackResult } from '../services/upgrade.js'
+import { rollback, type RollbackResult } from '../services/rollback.js'
 
 export default class Rollback extends BaseCommand<typeof Rollback> {
   static override summary = 'Put a stopped VM back on its previous boot overlay and base image; /var untouched'

@@ -11,13 +11,15 @@ import { join } from 'node:path'
 import * as libvirt from '../adapters/libvirt.js'
 import { UserError } from '../errors.js'
 import type { VmName } from '../name.js'
-import { vmFiles, type VmFiles } from '../repo.js'
+import { vmFiles } from '../repo.js'
 import type { FleetContext } from '../services/context.js'
 import { xmlPath } from '../services/domain-xml.js'
 import { overlayBaseDigest } from '../store/images.js'
-import { renameDurable, unlinkDurable, writeFileAtomic } from '../util/fsx.js'
+import { unlinkDurable, writeFileAtomic } from '../util/fsx.js'
 import { Undo } from '../util/undo.js'
+import { rollForwardUpgrade } from '../services/upgrade-switch.js'
 import type { IntentHandle } from './intent.js'
+import { finishSwap, nextOverlay } from './overlays.js'
 
 export interface CreateData {
   /** machines/NAME was written by this run (and so is removed on rollback). */
@@ -86,22 +88,6 @@ export interface UpgradeData {
   oldXml: string | null
 }
 
-export const nextOverlay = (f: VmFiles) => `${f.boot}.next`
-export const previousOverlay = (f: VmFiles) => `${f.boot}.previous`
-
-/** boot.qcow2.next → boot.qcow2, the old one → .previous. Resumable at any point. */
-export async function switchOverlays(files: VmFiles): Promise<void> {
-  const next = nextOverlay(files)
-  if (!existsSync(next)) return // done (or never started)
-  if (existsSync(files.boot)) await renameDurable(files.boot, previousOverlay(files))
-  await renameDurable(next, files.boot)
-}
-
-/** Set by upgrade.ts (it owns the resync and the rest of the switch); avoids an import cycle. */
-export const upgradeSteps: {
-  rollForward?: (ctx: FleetContext, name: VmName, intent: IntentHandle<UpgradeData>) => Promise<string>
-} = {}
-
 export async function recoverUpgrade(ctx: FleetContext, name: VmName, intent: IntentHandle<UpgradeData>): Promise<string[]> {
   const files = vmFiles(ctx.paths, name)
   const d = intent.data
@@ -111,8 +97,7 @@ export async function recoverUpgrade(ctx: FleetContext, name: VmName, intent: In
     await intent.done()
     return [`rolled back the interrupted upgrade: still on ${d.from.slice(0, 12)}${d.wasRunning ? ', restarted' : ''}`]
   }
-  if (!upgradeSteps.rollForward) throw new Error('upgrade recovery is not registered')
-  const what = await upgradeSteps.rollForward(ctx, name, intent)
+  const what = await rollForwardUpgrade(ctx, name, intent)
   await intent.done()
   return [what]
 }
@@ -124,15 +109,6 @@ export interface RollbackData {
   /** XML for each side: `to` is the target. */
   xmlTo: string
   xmlFrom: string
-}
-
-/** Swaps boot.qcow2 and .previous through .swap; resumable at any point. */
-export async function finishSwap(files: VmFiles): Promise<void> {
-  const swap = `${files.boot}.swap`
-  const prev = previousOverlay(files)
-  if (!existsSync(swap)) return
-  if (!existsSync(files.boot)) await renameDurable(prev, files.boot)
-  await renameDurable(swap, prev)
 }
 
 export async function recoverRollback(ctx: FleetContext, name: VmName, intent: IntentHandle<RollbackData>): Promise<string[]> {

@@ -7,8 +7,6 @@
 // and does not keep the others down. A VM already in sync is left alone (its rollback point too).
 import { existsSync } from 'node:fs'
 import { chmod, readFile, rm } from 'node:fs/promises'
-import { VM_DISK_MODE } from './permissions.js'
-import { setTimeout as sleep } from 'node:timers/promises'
 import * as libvirt from '../adapters/libvirt.js'
 import * as qemuImg from '../adapters/qemu-img.js'
 import { UserError } from '../errors.js'
@@ -16,18 +14,21 @@ import type { Machine } from '../machines/model.js'
 import { listMachineNames, loadMachine, readIdentity } from '../machines/repository.js'
 import { vmName, vmNames, type VmName } from '../name.js'
 import { beginIntent, vmTarget, type IntentHandle } from '../ops/intent.js'
-import { finishSwap, nextOverlay, previousOverlay, switchOverlays, upgradeSteps, type RollbackData, type UpgradeData } from '../ops/recovery.js'
+import { finishSwap, nextOverlay, previousOverlay } from '../ops/overlays.js'
+import type { UpgradeData } from '../ops/recovery.js'
 import { makeScratch } from '../ops/scratch.js'
 import { recoverFirst, withStore, withVms } from '../ops/vm-op.js'
 import { vmFiles, type VmFiles } from '../repo.js'
-import { overlayBaseDigest, resolveChannel } from '../store/images.js'
+import { resolveChannel } from '../store/images.js'
 import { renameDurable, writeFileAtomic } from '../util/fsx.js'
 import { step } from '../util/interrupt.js'
 import type { FleetContext } from './context.js'
-import { currentBaseDigest, machineXml, writeXml, xmlPath } from './domain-xml.js'
-import { diffManifest, manifestOf, readManifest, writeManifest, type IdentityDiff } from './identity-manifest.js'
+import { currentBaseDigest, machineXml, xmlPath } from './domain-xml.js'
+import { diffManifest, manifestOf, readManifest, type IdentityDiff } from './identity-manifest.js'
 import { waitOff } from './lifecycle.js'
 import { assertOwned } from './ownership.js'
+import { VM_DISK_MODE } from './permissions.js'
+import { finishSwitch } from './upgrade-switch.js'
 import { resyncIdentity } from './var-disk.js'
 
 export interface UpgradePlan {
@@ -260,21 +261,6 @@ async function doUpgrade(ctx: FleetContext, plans: Planned[], opts: { timeoutS: 
   })
 }
 
-/**
- * The end of an upgrade, resumable from any point: define first (a refused definition changes
- * nothing), then the files, the overlay switch and the restart.
- */
-async function finishSwitch(ctx: FleetContext, name: VmName, d: UpgradeData): Promise<void> {
-  const files = vmFiles(ctx.paths, name)
-  await libvirt.defineXml(d.xml)
-  step('upgrade:defined')
-  await writeFileAtomic(xmlPath(ctx.paths, name), d.xml)
-  await writeManifest(files.dir, d.manifest)
-  if (d.newOverlay) await switchOverlays(files)
-  step('upgrade:switched')
-  if (d.wasRunning && !(await libvirt.isActive(name))) await libvirt.start(name)
-}
-
 /** A switch that failed: back to the old overlay and definition, restarted if it ran. */
 async function backOut(ctx: FleetContext, p: Planned, e: Error): Promise<void> {
   const files = p.files
@@ -294,72 +280,4 @@ async function backOut(ctx: FleetContext, p: Planned, e: Error): Promise<void> {
     notes.push(`going back failed too: ${(e2 as Error).message}`)
   }
   await fail(ctx, p, `${e.message}${notes.length ? `; ${notes.join('; ')}` : ''}`)
-}
-
-// Recovery of an upgrade killed at or after the resync: resync again, then finish the switch.
-upgradeSteps.rollForward = async (ctx, name, intent) => {
-  const d = intent.data
-  const files = vmFiles(ctx.paths, name)
-  if (intent.intent.phase === 'identity') {
-    // The killed run's appliance exits by itself (its stdin closed); wait for it to let go of /var.
-    for (let i = 0; i < 120 && (await qemuImg.isLocked(files.var)); i++) {
-      if (i === 0) ctx.log(`machine ${name}: waiting for the killed run's appliance to release ${files.var}`)
-      await sleep(500)
-    }
-    const m = await loadMachine(ctx.paths, name)
-    const identity = await readIdentity(m)
-    const scratch = await makeScratch(ctx.paths, `recover-${name}`)
-    try {
-      await ctx.virtType() // decides whether the appliance may use KVM (a useless /dev/kvm hangs it)
-      await resyncIdentity([{ file: files.var, identity }], scratch.dir)
-    } finally {
-      await scratch.remove()
-    }
-    await intent.phase('switch', { manifest: manifestOf(identity) })
-  }
-  if (d.newOverlay && !existsSync(nextOverlay(files)) && !existsSync(files.boot)) {
-    throw new UserError(`machine ${name}: interrupted upgrade cannot finish: neither ${files.boot} nor ${nextOverlay(files)} exists`, `${previousOverlay(files)} is the old boot overlay: rename it to boot.qcow2, remove ${intent.intent.target}.json in ${ctx.paths.ops}, and run the upgrade again. /var was not touched.`)
-  }
-  await finishSwitch(ctx, name, d)
-  return `finished the interrupted upgrade: on ${d.to.slice(0, 12)}${d.wasRunning ? ', restarted' : ''}`
-}
-
-export interface RollbackResult {
-  name: VmName
-  baseFrom: string
-  baseTo: string
-  dryRun: boolean
-}
-
-/** Swaps the current and previous boot overlays; /var is not touched. */
-export async function rollback(ctx: FleetContext, name: VmName): Promise<RollbackResult> {
-  await recoverFirst(ctx, [name])
-  const look = async () => {
-    const m = await loadMachine(ctx.paths, name)
-    const files = vmFiles(ctx.paths, name)
-    if (!existsSync(previousOverlay(files))) throw new UserError(`machine ${name}: no previous boot overlay to roll back to`, 'Rollback works after an upgrade that changed the base image.')
-    const from = await currentBaseDigest(ctx.paths, m)
-    const to = (await overlayBaseDigest(ctx.paths, previousOverlay(files))) ?? 'unknown'
-    return { m, files, from, to }
-  }
-  if (ctx.dryRun) {
-    const { from, to } = await look()
-    return { name, baseFrom: from, baseTo: to, dryRun: true }
-  }
-  return withVms(ctx, [name], async () => {
-    const { m, files, from, to } = await look()
-    await assertOwned(ctx.paths, name, { adopt: ctx.adopt, log: ctx.log })
-    if (await libvirt.isActive(name)) throw new UserError(`machine ${name}: is running`, `Stop it first: fleet stop-vm ${name}`)
-    const data: RollbackData = { from, to, xmlTo: await machineXml(ctx, m, to), xmlFrom: await machineXml(ctx, m, from) }
-    const intent = await beginIntent(ctx.paths, vmTarget(name), 'rollback', 'swap', data)
-    step('rollback:swap')
-    await renameDurable(files.boot, `${files.boot}.swap`)
-    step('rollback:swapping')
-    await finishSwap(files)
-    step('rollback:define')
-    await writeXml(ctx.paths, name, data.xmlTo)
-    await libvirt.defineXml(data.xmlTo)
-    await intent.done()
-    return { name, baseFrom: from, baseTo: to, dryRun: false }
-  })
 }
