@@ -143,6 +143,20 @@ export async function start(name: string): Promise<void> {
   await call(`start ${name}`, () => d.create())
 }
 
+/**
+ * Starts the domain unless it runs. A start still in flight from a killed fleet process makes
+ * libvirt answer "already running" once it completes: that is success here.
+ */
+export async function ensureRunning(name: string): Promise<void> {
+  if (await isActive(name)) return
+  try {
+    await start(name)
+  } catch (e) {
+    if ((await isActive(name)) && /already running/i.test((e as Error).message)) return
+    throw e
+  }
+}
+
 /** ACPI shutdown request; returns immediately. */
 export async function shutdown(name: string): Promise<void> {
   const d = await lookup(name)

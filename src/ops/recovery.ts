@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs'
 import { readdir, rm, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import * as libvirt from '../adapters/libvirt.js'
 import { UserError } from '../errors.js'
 import type { VmName } from '../name.js'
@@ -86,6 +87,30 @@ export interface UpgradeData {
   manifest: Record<string, string>
   xml: string
   oldXml: string | null
+  /** When the run asked the VM to shut down (ms since the epoch), and how long it meant to wait. */
+  stopRequestedAt?: number
+  stopTimeoutS?: number
+  /** The run was about to power the VM off (--force): a destroy may still be in flight. */
+  destroying?: boolean
+}
+
+/** How long a destroy already sent to libvirtd can take (it SIGKILLs qemu after 10 s). */
+const DESTROY_SETTLE_MS = 15_000
+
+/**
+ * A run killed while stopping the VM may have left a request in flight: a destroy libvirtd is
+ * still carrying out, or an ACPI shutdown the guest is acting on. Deciding "it runs, leave it"
+ * before that lands would leave a VM off that ran before. Wait until it is off (then the caller
+ * restarts it) or until the run's own wait would have ended (the guest ignored the request).
+ */
+async function settleInterruptedStop(ctx: FleetContext, name: VmName, d: UpgradeData): Promise<void> {
+  if (!d.wasRunning || d.stopRequestedAt === undefined || !(await libvirt.isActive(name))) return
+  const now = Date.now()
+  const askedUntil = Math.min(d.stopRequestedAt, now) + (d.stopTimeoutS ?? 0) * 1000
+  const deadline = Math.max(d.destroying ? now + DESTROY_SETTLE_MS : 0, Math.min(askedUntil, now + (d.stopTimeoutS ?? 0) * 1000))
+  if (deadline <= now) return
+  ctx.log(`machine ${name}: the interrupted upgrade asked it to ${d.destroying ? 'power off' : 'shut down'}; waiting up to ${Math.ceil((deadline - now) / 1000)}s to see whether it does`)
+  while (Date.now() < deadline && (await libvirt.isActive(name))) await sleep(250)
 }
 
 export async function recoverUpgrade(ctx: FleetContext, name: VmName, intent: IntentHandle<UpgradeData>): Promise<string[]> {
@@ -93,7 +118,8 @@ export async function recoverUpgrade(ctx: FleetContext, name: VmName, intent: In
   const d = intent.data
   if (intent.intent.phase === 'stopping' || intent.intent.phase === 'prepared') {
     await rm(nextOverlay(files), { force: true })
-    if (d.wasRunning && !(await libvirt.isActive(name))) await libvirt.start(name)
+    if (intent.intent.phase === 'stopping') await settleInterruptedStop(ctx, name, d)
+    if (d.wasRunning) await libvirt.ensureRunning(name)
     await intent.done()
     return [`rolled back the interrupted upgrade: still on ${d.from.slice(0, 12)}${d.wasRunning ? ', restarted' : ''}`]
   }

@@ -31,7 +31,7 @@ export async function finishSwitch(ctx: FleetContext, name: VmName, d: UpgradeDa
   await writeManifest(files.dir, d.manifest)
   if (d.newOverlay) await switchOverlays(files)
   step('upgrade:switched')
-  if (d.wasRunning && !(await libvirt.isActive(name))) await libvirt.start(name)
+  if (d.wasRunning) await libvirt.ensureRunning(name)
 }
 
 // Recovery of an upgrade killed at or after the resync: resync again, then finish the switch.

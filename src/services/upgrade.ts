@@ -193,6 +193,7 @@ async function doUpgrade(ctx: FleetContext, plans: Planned[], opts: { timeoutS: 
       })
       step('upgrade:stop')
       if (p.plan.wasRunning) {
+        await p.intent.phase('stopping', { stopRequestedAt: Date.now(), stopTimeoutS: opts.timeoutS })
         ctx.log(`Shutting down ${p.plan.name} (ACPI, up to ${opts.timeoutS}s)`)
         await libvirt.shutdown(p.plan.name)
       }
@@ -201,6 +202,7 @@ async function doUpgrade(ctx: FleetContext, plans: Planned[], opts: { timeoutS: 
       if (!p.plan.wasRunning || (await waitOff(p.plan.name, opts.timeoutS * 1000))) return
       if (!opts.force) return fail(ctx, p, `still running ${opts.timeoutS}s after the shutdown request (pass --force to power it off, or a longer --timeout)`, true)
       ctx.log(`${p.plan.name}: still running after ${opts.timeoutS}s; powering it off (--force)`)
+      await p.intent!.phase('stopping', { destroying: true })
       await libvirt.destroy(p.plan.name)
     }))
     for (const p of live()) {
