@@ -17,6 +17,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   static override baseFlags = {
     repo: Flags.string({ description: 'Fleet repository (default: nearest folder with machines/, or FLEET_REPO)', helpGroup: 'GLOBAL' }),
     'state-dir': Flags.string({ description: 'Where disk images live (default: FLEET_STATE_DIR, /var/lib/fleet as root, else ~/.local/share/fleet)', helpGroup: 'GLOBAL' }),
+    connect: Flags.string({ char: 'c', description: 'libvirt connection URI, as virsh -c (default: LIBVIRT_DEFAULT_URI, else qemu:///system)', helpGroup: 'GLOBAL' }),
   }
 
   protected flags!: BaseFlags<T>
@@ -33,6 +34,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     })
     // HOST_CMD was removed (see adapters/exec.ts): refuse it before any command reads or changes anything.
     assertNoHostCmd()
+    // --connect wins over the environment, as virsh -c does; set where every adapter (and virsh) reads it.
+    if (flags.connect) process.env.LIBVIRT_URI = flags.connect
     this.flags = flags as BaseFlags<T>
     this.args = args as Interfaces.InferredArgs<T['args']>
   }

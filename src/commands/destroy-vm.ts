@@ -3,7 +3,7 @@ import { confirm } from '@inquirer/prompts'
 import { vmName } from '../name.js'
 import { BaseCommand } from '../base-command.js'
 import { UserError } from '../errors.js'
-import { adopt, dryRun, nameArg } from '../flags.js'
+import { adopt, dryRun, nameArg, timeout } from '../flags.js'
 import { destroyVm, type DestroyResult } from '../services/lifecycle.js'
 
 export default class DestroyVm extends BaseCommand<typeof DestroyVm> {
@@ -13,7 +13,7 @@ export default class DestroyVm extends BaseCommand<typeof DestroyVm> {
   static override flags = {
     'delete-data': Flags.boolean({ description: 'Also delete the /var disk and console log (asks, unless --yes)' }),
     yes: Flags.boolean({ char: 'y', description: 'Do not ask before deleting data' }),
-    timeout: Flags.integer({ description: 'Seconds to wait for an ACPI shutdown before powering off', default: 60, min: 1 }),
+    timeout,
     'dry-run': dryRun,
     adopt,
   }

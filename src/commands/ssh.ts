@@ -12,6 +12,8 @@ export default class Ssh extends BaseCommand<typeof Ssh> {
 
 Network "user" VMs are reached on 127.0.0.1 at their sshPort; VMs on a libvirt network at the address from its DHCP leases (or the guest agent). The exit code is the remote command's.`
   static override strict = false
+  // An SSH session has no result to print as JSON.
+  static override enableJsonFlag = false
   static override args = { name: Args.string({ description: 'Machine name', required: true }) }
   static override examples = [
     '<%= config.bin %> ssh web1',
@@ -30,7 +32,6 @@ Network "user" VMs are reached on 127.0.0.1 at their sshPort; VMs on a libvirt n
     const [given, ...rest] = argv as string[]
     if (!given) throw new UserError('missing machine name', 'fleet ssh NAME [-- COMMAND...]')
     const name = vmName(given)
-    if (this.jsonEnabled()) throw new UserError('--json is not available for an SSH session')
     const command = rest[0] === '--' ? rest.slice(1) : rest
     const opts = { user: this.flags.user, identity: this.flags.identity, batch: !process.stdin.isTTY }
     const paths = this.paths()

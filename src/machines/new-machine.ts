@@ -9,42 +9,9 @@ import { fsyncDir, fsyncFile } from '../util/fsx.js'
 import { UserError } from '../errors.js'
 import type { Paths } from '../repo.js'
 import { allocateMac, allocateSshPort, allocateUuid, listeningTcpPorts } from './allocate.js'
-import { DEFAULTS, type Arch, type MachineJson } from './model.js'
+import type { NewMachineSpec } from './fields.js'
+import type { MachineJson } from './model.js'
 import { loadAllMachines, machineDir } from './repository.js'
-
-/** Everything a new machine can be given; flags and prompts both produce this. */
-export interface NewMachineSpec {
-  memory: string
-  /** A number, or the text a flag or prompt gave (checked, then stored as a number). */
-  vcpus: number | string
-  varSize: string
-  base: string
-  network: string
-  arch: Arch
-  dns: string[]
-  hosts: string[]
-  tcpPorts: string[]
-  udpPorts: string[]
-  adminKeys: string[]
-  userKeys: string[]
-}
-
-export function defaultSpec(): NewMachineSpec {
-  return {
-    memory: DEFAULTS.memory,
-    vcpus: DEFAULTS.vcpus,
-    varSize: DEFAULTS.varSize,
-    base: DEFAULTS.base,
-    network: DEFAULTS.network,
-    arch: DEFAULTS.arch,
-    dns: [...DEFAULTS.dns],
-    hosts: [],
-    tcpPorts: [...DEFAULTS.tcpPorts],
-    udpPorts: [],
-    adminKeys: [],
-    userKeys: [],
-  }
-}
 
 function lines(items: string[]): string {
   return items.length ? items.join('\n') + '\n' : ''

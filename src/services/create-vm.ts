@@ -9,8 +9,9 @@ import { checkQemuCanReach, makeVmDirs, VM_DISK_MODE } from './permissions.js'
 import * as libvirt from '../adapters/libvirt.js'
 import * as qemuImg from '../adapters/qemu-img.js'
 import { UserError } from '../errors.js'
-import { writeNewMachine, type NewMachineSpec } from '../machines/new-machine.js'
-import { checkMachineOnHost, FIELD_FLAGS, validateFields } from '../machines/spec-checks.js'
+import { writeNewMachine } from '../machines/new-machine.js'
+import { fieldOf, type NewMachineSpec } from '../machines/fields.js'
+import { checkMachineOnHost, validateFields } from '../machines/spec-checks.js'
 import { loadAllMachines, loadMachine, machineDir, readIdentity } from '../machines/repository.js'
 import { vmFiles, type VmFiles } from '../repo.js'
 import { resolveChannel } from '../store/images.js'
@@ -57,7 +58,7 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
   const fleet = await loadAllMachines(paths)
   if (isNew) await validateFields(name, req.given, host)
   else {
-    const ignored = Object.entries(req.given).filter(([, v]) => v !== undefined).map(([k]) => `--${FIELD_FLAGS[k as keyof NewMachineSpec]}`)
+    const ignored = Object.entries(req.given).filter(([, v]) => v !== undefined).map(([k]) => `--${fieldOf(k as keyof NewMachineSpec).flag}`)
     if (ignored.length) ctx.log(`Note: ${dir} exists, so ${ignored.join(' ')} ${ignored.length > 1 ? 'are' : 'is'} not used; its machine.json and identity files are.`)
   }
   await checkNothingThere(name, files) // early, before any question; again under the lock
