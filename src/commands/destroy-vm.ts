@@ -9,6 +9,11 @@ import { destroyVm, type DestroyResult } from '../services/lifecycle.js'
 export default class DestroyVm extends BaseCommand<typeof DestroyVm> {
   static override summary = 'Stop a VM, undefine it (with NVRAM) and delete its boot overlay; /var is kept unless --delete-data'
   static override description = 'machines/NAME stays, and so does the /var disk unless --delete-data: `fleet create-vm NAME` brings the VM back on it, with its data and its identity resynced.'
+  static override examples = [
+    '<%= config.bin %> destroy-vm web1',
+    '<%= config.bin %> destroy-vm web1 --timeout 120',
+    '<%= config.bin %> destroy-vm web1 --delete-data --yes',
+  ]
   static override args = { name: nameArg }
   static override flags = {
     'delete-data': Flags.boolean({ description: 'Also delete the /var disk and console log (asks, unless --yes)' }),

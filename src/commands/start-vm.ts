@@ -5,6 +5,10 @@ import { startVmLocked, type StateChange } from '../services/lifecycle.js'
 
 export default class StartVm extends BaseCommand<typeof StartVm> {
   static override summary = 'Start a defined VM'
+  static override examples = [
+    '<%= config.bin %> start-vm web1',
+    '<%= config.bin %> start-vm web1 && fleet ssh web1 --wait 300',
+  ]
   static override args = { name: nameArg }
   static override flags = { 'dry-run': dryRun, adopt }
 

@@ -6,6 +6,10 @@ import { stopVm, type StateChange } from '../services/lifecycle.js'
 
 export default class StopVm extends BaseCommand<typeof StopVm> {
   static override summary = 'Shut a VM down (ACPI), waiting up to --timeout seconds; --force powers it off after that'
+  static override examples = [
+    '<%= config.bin %> stop-vm web1',
+    '<%= config.bin %> stop-vm web1 --timeout 120 --force',
+  ]
   static override args = { name: nameArg }
   static override flags = { timeout, force: Flags.boolean({ description: 'Power off (virsh destroy) if still running after the timeout' }), 'dry-run': dryRun, adopt }
 

@@ -4,6 +4,10 @@ import { humanSize } from '../../util/units.js'
 
 export default class ImageList extends BaseCommand<typeof ImageList> {
   static override summary = 'List stored base images: digest, size, channels pointing at them and VMs using them'
+  static override examples = [
+    '<%= config.bin %> image list',
+    '<%= config.bin %> image list --json',
+  ]
 
   async run(): Promise<{ images: ImageRow[] }> {
     const images = await listImageRows(this.paths())
