@@ -44,6 +44,7 @@ kept /var disk).`
     if (!this.jsonEnabled()) {
       this.log(`${r.dryRun ? 'Would create' : 'Created'} ${r.name} on ${r.baseDigest.slice(0, 12)} (${await ctx.virtType()})${r.started ? ', started' : r.defined ? ', defined' : ''}`)
       this.log(`  definition ${r.machineDir} (${r.definition})\n  boot ${r.boot}\n  /var ${r.var}${r.varReused ? ' (the kept /var disk, reused; identity resynced)' : ''}\n  xml  ${r.xml}`)
+      if (r.login) this.log(`  login admin with ${r.login.source === 'user' ? `your key ${r.login.file}` : `fleet's key pair ${r.login.file.replace(/\.pub$/, '')}${r.login.created ? (r.dryRun ? ' (would be made)' : ' (made now)') : ''}; \`fleet ssh ${r.name}\` uses it`} (no --admin-key given)`)
     }
     return r
   }

@@ -23,7 +23,7 @@ Network "user" VMs are reached on 127.0.0.1 at their sshPort; VMs on a libvirt n
   ]
   static override flags = {
     user: Flags.string({ char: 'l', description: 'Account to log in as (admin: wheel/sudo; user: plain)', default: 'admin' }),
-    identity: Flags.string({ char: 'i', description: 'Private key file (default: your ssh agent and ~/.ssh keys)' }),
+    identity: Flags.string({ char: 'i', description: 'Private key file (default: fleet\'s own key pair when create-vm gave the VM that one, else your ssh agent and ~/.ssh keys)' }),
     wait: Flags.integer({ description: 'Wait up to this many seconds for the VM to accept SSH (after a start)', default: 0, min: 0 }),
   }
 

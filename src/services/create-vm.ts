@@ -28,6 +28,7 @@ import { createVarDisk, resyncIdentity, varDiskMethod } from './var-disk.js'
 import { startVm } from './lifecycle.js'
 import { manifestOf, writeManifest } from './identity-manifest.js'
 import { findFirmware } from '../firmware.js'
+import { defaultAdminLogin, type AdminLogin } from './login-key.js'
 import { hostFacts, resolveNewMachineSpec, type NewMachineRequest } from './new-machine-spec.js'
 
 export interface CreateVmResult {
@@ -42,6 +43,8 @@ export interface CreateVmResult {
   started: boolean
   /** The /var disk a destroy-vm kept was reused (data kept, identity resynced). */
   varReused: boolean
+  /** A new machine given no admin key: which key logs in (yours, or fleet's pair `fleet ssh` uses). */
+  login?: AdminLogin
   dryRun: boolean
   timings: Record<string, number>
 }
@@ -63,6 +66,9 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
   }
   await checkNothingThere(name, files) // early, before any question; again under the lock
   const spec = isNew ? await resolveNewMachineSpec(paths, name, req, host) : undefined
+  // No admin key chosen (none given, none picked at the prompt): log in with yours, or fleet's pair.
+  const login = spec && req.given.adminKeys === undefined && !spec.adminKeys.length ? await defaultAdminLogin(paths, ctx.dryRun) : undefined
+  if (spec && login?.key) spec.adminKeys = [login.key]
   // The flags were checked above; now what the prompts and defaults added.
   if (spec) await validateFields(name, notGiven(spec, req.given), host)
   // loadMachine only for the error it gives when machines/NAME has no machine.json.
@@ -86,7 +92,7 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
   if (!ctx.dryRun) await checkQemuCanReach([paths.images, paths.vms])
   const result: CreateVmResult = {
     name, definition: isNew ? 'created' : 'existing', machineDir: dir, baseDigest: image.digest,
-    boot: files.boot, var: files.var, xml: xmlPath(paths, name), defined: false, started: false, varReused: existsSync(files.var), dryRun: ctx.dryRun, timings: {},
+    boot: files.boot, var: files.var, xml: xmlPath(paths, name), defined: false, started: false, varReused: existsSync(files.var), dryRun: ctx.dryRun, timings: {}, ...(login ? { login } : {}),
   }
   if (ctx.dryRun) return result
 

@@ -11,6 +11,7 @@ import { UserError } from '../errors.js'
 import { loadMachine } from '../machines/repository.js'
 import { vmFiles, type Paths } from '../repo.js'
 import { writeFileAtomic } from '../util/fsx.js'
+import { fleetKeyFile, fleetPublicKey } from './login-key.js'
 
 export interface SshOptions {
   user: string
@@ -46,7 +47,17 @@ export async function sshTarget(paths: Paths, name: VmName, o: SshOptions): Prom
   }
   const knownHosts = join(files.dir, 'known_hosts')
   await writeFileAtomic(knownHosts, `${name} ${type} ${key}\n`)
-  return { host, port, user: o.user, alias: name, knownHosts, identity: o.identity, batch: o.batch }
+  return { host, port, user: o.user, alias: name, knownHosts, identity: o.identity ?? (await fleetLoginKey(paths, m.dir, o.user)), batch: o.batch }
+}
+
+/** fleet's own key pair, when the account's authorized keys hold it (create-vm put it there for want of yours). */
+async function fleetLoginKey(paths: Paths, dir: string, user: string): Promise<string | undefined> {
+  const pub = await fleetPublicKey(paths)
+  const authorized = join(dir, `${user}_authorized_keys`)
+  if (!pub || !existsSync(authorized)) return undefined
+  const blob = pub.split(/\s+/)[1]
+  const keys = (await readFile(authorized, 'utf8')).split('\n').map((l) => l.trim().split(/\s+/)[1])
+  return blob && keys.includes(blob) ? fleetKeyFile(paths) : undefined
 }
 
 const KEY_MISMATCH = /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/
