@@ -1,5 +1,6 @@
 // The base of every command: --json, --repo, --state-dir, error rendering with exit codes,
 // progress on stderr, and the libvirt connection closed at the end.
+import { makeLog, progressMode, type Log } from './util/progress.js'
 import { Command, Flags, type Interfaces } from '@oclif/core'
 import { disconnect } from './adapters/libvirt.js'
 import { assertNoHostCmd } from './adapters/exec.js'
@@ -40,9 +41,10 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     this.args = args as Interfaces.InferredArgs<T['args']>
   }
 
-  /** Progress for people: stderr, silent under --json. */
-  protected progress = (line: string): void => {
-    if (!this.jsonEnabled()) process.stderr.write(`${line}\n`)
+  private log_?: Log
+  /** Progress for people: stderr (a spinner on a terminal, plain lines otherwise), silent under --json. */
+  protected get progress(): Log {
+    return (this.log_ ??= makeLog(progressMode(this.jsonEnabled())))
   }
 
   protected paths(): Paths {

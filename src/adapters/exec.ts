@@ -11,6 +11,9 @@ export interface RunOptions {
   input?: string | Buffer
   /** Stream the tool's stderr to ours (long builds). */
   inheritStderr?: boolean
+  /** The tool's stderr / stdout as it comes (progress of long builds and copies); still collected. */
+  onStderr?: (chunk: string) => void
+  onStdout?: (chunk: string) => void
   /** Prefix with SUDO (tools that touch root-owned files). */
   privileged?: boolean
   timeoutMs?: number
@@ -72,7 +75,10 @@ export async function tryRun(cmd: string[], args: string[], opts: RunOptions = {
     // Ctrl-C / SIGTERM stop the running child; the step then fails and its undo runs.
     cancelSignal: opts.uncancellable ? undefined : childCancelSignal(),
   }
-  const r = await execa(file, rest, options)
+  const child = execa(file, rest, options)
+  if (opts.onStderr) child.stderr?.on('data', (d: Buffer | string) => opts.onStderr!(String(d)))
+  if (opts.onStdout) child.stdout?.on('data', (d: Buffer | string) => opts.onStdout!(String(d)))
+  const r = await child
   if (r.isCanceled) throw interruptedError()
   if (r.failed && r.exitCode === undefined) {
     // Not started at all (ENOENT) or killed by timeout.

@@ -1,6 +1,7 @@
 // create-vm: definition (if missing) → boot overlay → /var disk with identity → XML → define
 // (→ start), under the VM's lock and an intent record. A failure, Ctrl-C or SIGTERM removes what
 // this run made; after a kill -9 the next command touching the VM does (src/ops/recovery.ts).
+import { task } from '../util/progress.js'
 import type { VmName } from '../name.js'
 import { existsSync } from 'node:fs'
 import { chmod, readFile } from 'node:fs/promises'
@@ -133,12 +134,11 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
       await ctx.virtType() // decides whether an appliance may use KVM (a useless /dev/kvm hangs it)
       if (data.varBefore) {
         // The /var disk destroy-vm kept: its data stays, its identity is made to match machines/NAME.
-        ctx.log(`Reusing the kept /var disk ${files.var}; resyncing its identity`)
         result.varReused = true
-        await resyncIdentity([{ file: files.var, identity }], scratch.dir)
+        await task(ctx.log, `Reusing the kept /var disk ${files.var}; resyncing its identity (guestfish)`, () => resyncIdentity([{ file: files.var, identity }], scratch.dir))
       } else {
-        ctx.log(`Creating /var disk (${machine.varSize}, ${varDiskMethod()}) with identity`)
-        await createVarDisk(files.var, machine.varSizeBytes, identity, varDiskMethod(), scratch.dir)
+        await task(ctx.log, `Creating /var disk (${machine.varSize}, ${varDiskMethod()}) with identity`,
+          () => createVarDisk(files.var, machine.varSizeBytes, identity, varDiskMethod(), scratch.dir))
       }
       await writeManifest(files.dir, manifestOf(identity))
       t('varDisk', t0)

@@ -5,6 +5,7 @@
 //   overlays (old one kept as .previous for rollback) → restart if it ran.
 // A VM that does not stop or fails ends on its old overlay and definition, running if it ran,
 // and does not keep the others down. A VM already in sync is left alone (its rollback point too).
+import { task } from '../util/progress.js'
 import { structuredPatch } from 'diff'
 import { existsSync } from 'node:fs'
 import { chmod, readFile, rm } from 'node:fs/promises'
@@ -219,9 +220,9 @@ async function doUpgrade(ctx: FleetContext, plans: Planned[], opts: { timeoutS: 
     // From here on an interruption rolls forward: the resync is the commit point.
     for (const p of todo) await p.intent!.phase('identity')
     step('upgrade:identity')
-    ctx.log(`Resyncing identity on ${todo.length} /var disk(s) in one appliance launch`)
     try {
-      await resyncIdentity(todo.map((p) => ({ file: p.files.var, identity: p.identity })), tmp)
+      await task(ctx.log, `Resyncing identity on ${todo.length} /var disk(s) in one appliance launch`,
+        () => resyncIdentity(todo.map((p) => ({ file: p.files.var, identity: p.identity })), tmp))
     } catch (e) {
       if (todo.length === 1) return fail(ctx, todo[0]!, `identity resync: ${(e as Error).message}; /var/identity holds the old or the new identity, complete`)
       // One bad disk must not fail the others: each alone, to find which.
