@@ -1,7 +1,9 @@
 // The base of every command: --json, --repo, --state-dir, error rendering with exit codes,
 // progress on stderr, and the libvirt connection closed at the end.
 import { makeLog, progressMode, type Log } from './util/progress.js'
-import { Command, Flags, type Interfaces } from '@oclif/core'
+import { Command } from '@oclif/core/command'
+import * as Flags from '@oclif/core/flags'
+import type * as Interfaces from '@oclif/core/interfaces'
 import { disconnect } from './adapters/libvirt.js'
 import { assertNoHostCmd } from './adapters/exec.js'
 import { ExitCode, ToolError, UserError } from './errors.js'

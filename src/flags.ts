@@ -1,5 +1,6 @@
 // Flags shared by several commands.
-import { Args, Flags } from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import { defaultSpec, FIELDS, formatAnswer, isMultiple, type Field } from './machines/fields.js'
 
 export const dryRun = Flags.boolean({ description: 'Show what would change; change nothing' })

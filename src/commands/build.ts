@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import { BaseCommand } from '../base-command.js'
 import { channel, dryRun } from '../flags.js'
 import { ARCHES, hostArch, type Arch } from '../machines/model.js'

@@ -1,5 +1,5 @@
 import { vmName } from '../name.js'
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import { readFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { BaseCommand } from '../base-command.js'

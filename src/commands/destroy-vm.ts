@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import { confirm } from '@inquirer/prompts'
 import { vmName } from '../name.js'
 import { BaseCommand } from '../base-command.js'

@@ -1,4 +1,5 @@
-import { Args, Flags } from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import { vmName } from '../name.js'
 import { BaseCommand } from '../base-command.js'
 import { sshInteractive } from '../adapters/ssh.js'

@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import { vmName } from '../name.js'
 import { BaseCommand } from '../base-command.js'
 import { adopt, dryRun, nameArg, timeout } from '../flags.js'

@@ -31,6 +31,27 @@ export function identityFiles(name: string, spec: NewMachineSpec): Record<string
   }
 }
 
+/**
+ * A definition without its SSH host key pair (an example fleet, a repository whose private keys
+ * stay out of git): makes the pair in machines/<name>/, private key 0600. True if it did.
+ * Refuses half a pair: a lone public key belongs to a private key kept somewhere else.
+ */
+export async function ensureHostKeyPair(name: string, dir: string): Promise<boolean> {
+  const key = join(dir, 'ssh_host_ed25519_key')
+  const [priv, pub] = [existsSync(key), existsSync(`${key}.pub`)]
+  if (priv && pub) return false
+  if (priv || pub) {
+    throw new UserError(`machine ${name}: ${priv ? `${key}.pub` : key} is missing (its other half is there)`,
+      priv ? `Make the public key from the private one: ssh-keygen -y -f ${key} > ${key}.pub` : `Restore ${key} from your backup of host keys, or remove ${key}.pub so fleet makes a new pair.`)
+  }
+  await generateHostKey(key, `root@${name}`)
+  await chmod(key, 0o600)
+  await fsyncFile(key)
+  await fsyncFile(`${key}.pub`)
+  await fsyncDir(dir)
+  return true
+}
+
 /** Writes machines/<name>/ atomically (temp folder, then rename). Returns its path. */
 export async function writeNewMachine(paths: Paths, name: string, spec: NewMachineSpec): Promise<string> {
   const dir = machineDir(paths, name)

@@ -71,13 +71,14 @@ export async function loadAllMachines(paths: Paths): Promise<Machine[]> {
 }
 
 /** The identity files present in machines/<name>/, with their bytes. */
-export async function readIdentity(machine: Machine): Promise<Map<string, Buffer>> {
+export async function readIdentity(machine: Machine, opts: { hostKeyPending?: boolean } = {}): Promise<Map<string, Buffer>> {
   const files = new Map<string, Buffer>()
   for (const f of IDENTITY_FILES) {
     const bytes = await readMachineFile(machine.name, join(machine.dir, f))
     if (bytes) files.set(f, bytes)
   }
-  for (const required of ['machine-id', 'hostname', 'ssh_host_ed25519_key', 'ssh_host_ed25519_key.pub']) {
+  // hostKeyPending: a dry run of create-vm that would make the missing pair first.
+  for (const required of ['machine-id', 'hostname', ...(opts.hostKeyPending ? [] : ['ssh_host_ed25519_key', 'ssh_host_ed25519_key.pub'])]) {
     if (!files.has(required)) {
       throw new UserError(`machine ${machine.name}: identity file ${join(machine.dir, required)} is missing`, 'Restore it from git, or destroy and re-create the machine.')
     }

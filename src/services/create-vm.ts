@@ -4,13 +4,14 @@
 import { task } from '../util/progress.js'
 import type { VmName } from '../name.js'
 import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { chmod, readFile } from 'node:fs/promises'
 import { hostAddresses } from '../adapters/libvirt-host.js'
 import { checkQemuCanReach, makeVmDirs, VM_DISK_MODE } from './permissions.js'
 import * as libvirt from '../adapters/libvirt.js'
 import * as qemuImg from '../adapters/qemu-img.js'
 import { UserError } from '../errors.js'
-import { writeNewMachine } from '../machines/new-machine.js'
+import { ensureHostKeyPair, writeNewMachine } from '../machines/new-machine.js'
 import { fieldOf, type NewMachineSpec } from '../machines/fields.js'
 import { checkMachineOnHost, validateFields } from '../machines/spec-checks.js'
 import { loadAllMachines, loadMachine, machineDir, readIdentity } from '../machines/repository.js'
@@ -44,6 +45,8 @@ export interface CreateVmResult {
   started: boolean
   /** The /var disk a destroy-vm kept was reused (data kept, identity resynced). */
   varReused: boolean
+  /** machines/NAME existed without an SSH host key pair, and create-vm made one (would, in a dry run). */
+  hostKeyMade?: boolean
   /** A new machine given no admin key: which key logs in (yours, or fleet's pair `fleet ssh` uses). */
   login?: AdminLogin
   dryRun: boolean
@@ -75,10 +78,21 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
   // loadMachine only for the error it gives when machines/NAME has no machine.json.
   const existing = spec ? undefined : (fleet.find((m) => m.name === name) ?? await loadMachine(paths, name))
   let existingIdentity: Map<string, Buffer> | undefined
+  const result0: Pick<CreateVmResult, 'hostKeyMade'> = {}
   if (existing) {
     checkMachineOnHost(existing, host)
+    // No host key pair (private keys stay out of git; an example fleet has none): make one and say so.
+    const key = join(dir, 'ssh_host_ed25519_key')
+    const keyMissing = !existsSync(key) && !existsSync(`${key}.pub`)
+    if (keyMissing && !ctx.dryRun && (await ensureHostKeyPair(name, dir))) {
+      ctx.log(`machine ${name}: ${dir} had no SSH host key pair; made a new one (ssh_host_ed25519_key{,.pub}). Commit the .pub; keep the private key out of git.`)
+      result0.hostKeyMade = true
+    } else if (keyMissing) {
+      ctx.log(`machine ${name}: ${dir} has no SSH host key pair; create-vm would make a new one`)
+      result0.hostKeyMade = true
+    }
     // Hand-edited identity files get the same checks as the flags that write them, before anything is made.
-    existingIdentity = await readIdentity(existing)
+    existingIdentity = await readIdentity(existing, { hostKeyPending: ctx.dryRun && keyMissing })
     // A definition from git may carry a MAC or UUID another domain on this host already uses.
     const onHost = await hostAddresses()
     const macUser = onHost.macs.get(existing.mac.toLowerCase())
@@ -93,7 +107,7 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
   if (!ctx.dryRun) await checkQemuCanReach([paths.images, paths.vms])
   const result: CreateVmResult = {
     name, definition: isNew ? 'created' : 'existing', machineDir: dir, baseDigest: image.digest,
-    boot: files.boot, var: files.var, xml: xmlPath(paths, name), defined: false, started: false, varReused: existsSync(files.var), dryRun: ctx.dryRun, timings: {}, ...(login ? { login } : {}),
+    boot: files.boot, var: files.var, xml: xmlPath(paths, name), defined: false, started: false, varReused: existsSync(files.var), dryRun: ctx.dryRun, timings: {}, ...(login ? { login } : {}), ...result0,
   }
   if (ctx.dryRun) return result
 

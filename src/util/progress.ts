@@ -1,7 +1,7 @@
 // Progress for people, on stderr only: a spinner (oclif's ux.action) on a terminal, plain lines
 // otherwise (pipes, CI logs), nothing under --json. Services get a `Log`: a function for lines
 // that may also carry `task`, which shows a step that can take more than a second while it runs.
-import { ux } from '@oclif/core'
+import { ux } from '@oclif/core/ux'
 
 export interface Task {
   /** A short state shown beside the title: "42%", "12 s". */
