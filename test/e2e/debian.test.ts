@@ -98,7 +98,7 @@ describe.skipIf(libvirtMissing)('Debian base image: build, boot, fleet ssh, upgr
     console.log(`debian rebuild (cached bootstrap): ${JSON.stringify(second.seconds)}`)
 
     const u = await run(['upgrade', vm, '--json'])
-    expect(u.code, u.stderr).toBe(0)
+    expect(u.code, u.stdout + u.stderr).toBe(0)
     expect(JSON.parse(u.stdout).vms[0]).toMatchObject({ baseFrom: first.digest, baseTo: second.digest, restarted: true })
 
     await ssh('true', 420)
