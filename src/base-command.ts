@@ -71,14 +71,14 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     if (e instanceof Interrupted || sig) {
       const code = e instanceof Interrupted ? e.exitCode : (SIGNAL_EXIT[sig!] ?? 130)
       const out = [`Interrupted by ${e instanceof Interrupted ? e.signal : sig}${lines.length ? '' : '; nothing was left half done'}.`, ...lines]
-      if (this.jsonEnabled()) process.stdout.write(JSON.stringify({ error: { type: 'Interrupted', message: out[0], cleanup: lines } }, null, 2) + '\n')
+      if (this.jsonEnabled()) process.stdout.write(JSON.stringify({ error: { type: 'Interrupted', code, message: out[0], cleanup: lines } }, null, 2) + '\n')
       else process.stderr.write(out.join('\n') + '\n')
       this.exit(code)
     }
     if (e instanceof UserError || e instanceof ToolError) {
       const hint = e.hint
       const out = this.jsonEnabled()
-        ? JSON.stringify({ error: { type: e.name, message: e.message, hint, cleanup: lines, ...(e instanceof ToolError ? { tool: e.tool, args: e.args, exitCode: e.code } : {}) } }, null, 2)
+        ? JSON.stringify({ error: { type: e.name, code: e.exitCode, message: e.message, hint, cleanup: lines, ...(e instanceof ToolError ? { tool: e.tool, args: e.args, exitCode: e.code } : {}) } }, null, 2)
         : [`Error: ${e.message}`, ...(e instanceof ToolError ? [`  command: ${e.tool} ${e.args.join(' ')}`] : []), ...lines, ...(hint ? [`Try this: ${hint}`] : [])].join('\n')
       if (this.jsonEnabled()) process.stdout.write(out + '\n')
       else process.stderr.write(out + '\n')
@@ -89,7 +89,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     // error object (which carries its configuration: over 100 KB).
     const parseError = (err as { parse?: unknown }).parse !== undefined
     if (parseError && this.argv.includes('--json')) {
-      process.stdout.write(JSON.stringify({ error: { type: 'UsageError', message: err.message.replace(/\s*\n\s*/g, ' ').trim(), hint: `fleet ${this.id ?? ''} --help`.trim() } }, null, 2) + '\n')
+      process.stdout.write(JSON.stringify({ error: { type: 'UsageError', code: ExitCode.user, message: err.message.replace(/\s*\n\s*/g, ' ').trim(), hint: `fleet ${(this.id ?? '').replaceAll(':', ' ')} --help`.trim() } }, null, 2) + '\n')
       this.exit(ExitCode.user)
     }
     // oclif's own parse errors and exits keep their behaviour; anything else is a bug.

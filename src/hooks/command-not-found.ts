@@ -18,8 +18,12 @@ const hook: Hook<'command_not_found'> = async function (opts) {
   const best = tries.flatMap((t) => ids.map((id) => ({ id, t, d: distance(t, id) }))).sort((x, y) => x.d - y.d)[0]
   const typed = best?.t ?? words[0]!
   const guess = best && best.d <= Math.max(2, Math.floor(typed.length / 3)) ? `Did you mean \`${opts.config.bin} ${best.id}\`? ` : ''
-  process.stderr.write(`Error: "${guess ? typed : words[0]}" is not a fleet command. ${guess}\`${opts.config.bin} help\` lists them.\n`)
-  process.exit(2)
+  const message = `"${guess ? typed : words[0]}" is not a fleet command. ${guess}`.trim()
+  const hint = `\`${opts.config.bin} help\` lists them.`
+  if (opts.argv?.includes('--json')) process.stdout.write(JSON.stringify({ error: { type: 'UsageError', code: 2, message, hint } }, null, 2) + '\n')
+  else process.stderr.write(`Error: ${message} ${hint}\n`)
+  // oclif's exit (not process.exit): the CLI ends with 2, and in-process tests see the code.
+  this.exit(2)
 }
 
 export default hook
