@@ -124,7 +124,7 @@ describe.skipIf(libvirtMissing || tmuxMissing)('create-vm prompts at a real term
 
     const sum = await t.waitFor(/^\? Create .* with these settings\?/m)
     expect(sum).toContain(`The same without questions: fleet create-vm ${shellWords([created, ...flagsFor(answered(), defaultSpec())])}\n`)
-    for (const row of [/memory\s+768M/, /vcpus\s+2/, /var-size\s+512M/, /base\s+edge/, /network\s+user/, /dns\s+1\.0\.0\.1$/m, /tcp-ports\s+22, 80/, /udp-ports\s+53/, /admin-key\s+1: admin@test/, /user-key\s+1: user@test/]) {
+    for (const row of [/memory\s+768M/, /vcpus\s+2/, /var-size\s+512M/, /channel\s+edge/, /network\s+user/, /dns\s+1\.0\.0\.1$/m, /tcp-ports\s+22, 80/, /udp-ports\s+53/, /admin-key\s+1: admin@test/, /user-key\s+1: user@test/]) {
       expect(sum).toMatch(row)
     }
     await t.type('y')
