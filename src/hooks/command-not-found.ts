@@ -1,4 +1,7 @@
 // `fleet creat-vm`: name the closest command instead of a bare "not found"; exit 2 (a typo).
+// Kept instead of @oclif/plugin-not-found: that plugin asks "did you mean …? (y/n)" and runs the
+// guess on a terminal, exits 127 otherwise and has no --json form; fleet's rule is exit 2 for bad
+// input, an error object under --json, and never running a command the user did not type.
 import type { Hook } from '@oclif/core'
 
 function distance(a: string, b: string): number {
