@@ -12,18 +12,20 @@ export interface VmOutcome<T> {
   result?: T
   /** Why it failed; what the failed operation undid is part of the message. */
   error?: string
+  /** The exit code the single command would have ended with. */
+  code?: number
 }
 
 /** A failure that belongs to one VM (bad input, a tool failed, undone) rather than a bug or a signal. */
-function vmFailure(e: unknown): string | undefined {
+function failure(e: unknown): { why: string; code: number } | undefined {
   if (e instanceof Interrupted || interrupted()) return undefined
   if (e instanceof RolledBack) {
-    const cause = vmFailure(e.cause)
+    const cause = failure(e.cause)
     if (cause === undefined) return undefined
     const undo = [e.undo.removed.length ? `undone: removed ${e.undo.removed.join('; ')}` : '', e.undo.leftBehind.length ? `could NOT remove: ${e.undo.leftBehind.join('; ')}` : ''].filter(Boolean)
-    return [cause, ...undo].join('; ')
+    return { why: [cause.why, ...undo].join('; '), code: cause.code }
   }
-  if (e instanceof UserError || e instanceof ToolError) return e.message
+  if (e instanceof UserError || e instanceof ToolError) return { why: e.message, code: e.exitCode }
   return undefined
 }
 
@@ -34,13 +36,38 @@ export async function eachVm<N extends string, T>(names: readonly N[], fn: (name
     try {
       out.push({ name, outcome: 'ok', result: await fn(name) })
     } catch (e) {
-      const why = vmFailure(e)
-      if (why === undefined) throw e
-      log?.(`${name}: FAILED: ${why}`)
-      out.push({ name, outcome: 'failed', error: why })
+      const f = failure(e)
+      if (f === undefined) throw e
+      log?.(`${name}: FAILED: ${f.why}`)
+      out.push({ name, outcome: 'failed', error: f.why, code: f.code })
     }
   }
   return out
 }
 
 export const anyFailed = (r: readonly { outcome: string }[]) => r.some((v) => v.outcome === 'failed')
+
+/**
+ * The exit status of a batch: 0 when every VM went well; when every VM failed with the same
+ * status (e.g. 2, a bad flag refused for all of them), that status; otherwise 3, as upgrade.
+ */
+export function batchExitCode(r: readonly VmOutcome<unknown>[]): number {
+  const failed = r.filter((v) => v.outcome === 'failed')
+  if (!failed.length) return 0
+  const codes = new Set(failed.map((v) => v.code ?? 3))
+  return failed.length === r.length && codes.size === 1 ? [...codes][0]! : 3
+}
+
+/** A batch's per-VM results for --json: each VM's own result fields, its outcome and (failed) why. */
+export interface BatchVm {
+  name: string
+  outcome: string
+  error?: string
+  [k: string]: unknown
+}
+
+export function batchVms<T extends object>(outcomes: VmOutcome<T>[], okWord: string | ((r: T) => string)): BatchVm[] {
+  return outcomes.map((o) => o.outcome === 'ok'
+    ? { ...o.result!, name: o.name, outcome: typeof okWord === 'string' ? okWord : okWord(o.result!) }
+    : { name: o.name, outcome: 'failed', error: o.error })
+}
