@@ -1,6 +1,8 @@
 import { Args, Flags } from '@oclif/core'
+import { existsSync } from 'node:fs'
+import { machineDir } from '../machines/repository.js'
 import { vmName, vmNames } from '../name.js'
-import { anyFailed, batchExitCode, batchVms, eachVm, type BatchVm } from '../services/batch.js'
+import { anyFailed, BATCH_CONCURRENCY, batchExitCode, batchVms, eachVm, type BatchVm } from '../services/batch.js'
 import { BaseCommand } from '../base-command.js'
 import { dryRun, virtType } from '../flags.js'
 import { ARCHES, DEFAULTS } from '../machines/model.js'
@@ -72,7 +74,9 @@ own lock and undo); one that fails is reported and the others go on (exit 3).`
       return r
     }
     const batch: CreateBatch = {}
-    const out = await eachVm(names, (n) => createVm(ctx, n, { given, yes: f.yes }, { start: f.start }, batch), this.progress)
+    // New definitions pick their MAC, UUID and SSH port against the ones written before them: one at a time.
+    const anyNew = names.some((n) => !existsSync(machineDir(ctx.paths, n)))
+    const out = await eachVm(names, (n) => createVm({ ...ctx, log: (l) => ctx.log(`${n}: ${l}`) }, n, { given, yes: f.yes }, { start: f.start }, batch), this.progress, anyNew ? 1 : BATCH_CONCURRENCY)
     for (const o of out) if (o.result) await show(o.result)
     else if (!this.jsonEnabled()) this.log(`${o.name}: FAILED: ${o.error}`)
     if (anyFailed(out)) process.exitCode = batchExitCode(out)

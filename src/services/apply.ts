@@ -6,7 +6,7 @@
 // — those only after the admin said yes, and never their /var disk.
 import { UserError } from '../errors.js'
 import { vmName } from '../name.js'
-import { anyFailed, eachVm } from './batch.js'
+import { anyFailed, BATCH_CONCURRENCY, eachVm } from './batch.js'
 import type { FleetContext } from './context.js'
 import { createVm, type CreateBatch } from './create-vm.js'
 import { defineVm, destroyVm, redefineVm } from './lifecycle.js'
@@ -71,10 +71,11 @@ export async function applyFleet(ctx: FleetContext, names: readonly string[], op
   t0 = performance.now()
   const creates = of('create')
   const batch: CreateBatch = {}
+  // Several at once, each under its own lock and undo; progress lines name their VM.
   record(creates, await eachVm(creates.map((v) => vmName(v.name)), async (n) => {
-    const r = await createVm(ctx, n, { given: {}, yes: true }, { start: opts.start }, batch)
+    const r = await createVm({ ...ctx, log: (l) => ctx.log(`${n}: ${l}`) }, n, { given: {}, yes: true }, { start: opts.start }, batch)
     return { restarted: false, ...(r.started ? { detail: 'created and started' } : {}) }
-  }, ctx.log), 'created')
+  }, ctx.log, BATCH_CONCURRENCY), 'created')
   timings.create = Math.round(performance.now() - t0)
 
   t0 = performance.now()

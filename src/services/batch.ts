@@ -29,21 +29,39 @@ function failure(e: unknown): { why: string; code: number } | undefined {
   return undefined
 }
 
-/** Runs `fn` for each name in order; a VM's failure is recorded and the next VM goes on. */
-export async function eachVm<N extends string, T>(names: readonly N[], fn: (name: N) => Promise<T>, log?: (line: string) => void): Promise<VmOutcome<T>[]> {
-  const out: VmOutcome<T>[] = []
-  for (const name of names) {
-    try {
-      out.push({ name, outcome: 'ok', result: await fn(name) })
-    } catch (e) {
-      const f = failure(e)
-      if (f === undefined) throw e
-      log?.(`${name}: FAILED: ${f.why}`)
-      out.push({ name, outcome: 'failed', error: f.why, code: f.code })
+/**
+ * Runs `fn` for each name, at most `concurrency` at once (default one after another); a VM's
+ * failure is recorded and the others go on. A signal or a bug stops starting new ones, lets those
+ * under way finish (or undo), then is rethrown. Results come back in the order of `names`.
+ */
+export async function eachVm<N extends string, T>(names: readonly N[], fn: (name: N) => Promise<T>, log?: (line: string) => void, concurrency = 1): Promise<VmOutcome<T>[]> {
+  const out: VmOutcome<T>[] = new Array(names.length)
+  let next = 0
+  let stop: { e: unknown } | undefined
+  const worker = async () => {
+    while (!stop && next < names.length) {
+      const i = next++
+      const name = names[i]!
+      try {
+        out[i] = { name, outcome: 'ok', result: await fn(name) }
+      } catch (e) {
+        const f = failure(e)
+        if (f === undefined) {
+          stop ??= { e }
+          return
+        }
+        log?.(`${name}: FAILED: ${f.why}`)
+        out[i] = { name, outcome: 'failed', error: f.why, code: f.code }
+      }
     }
   }
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, names.length)) }, worker))
+  if (stop) throw stop.e
   return out
 }
+
+/** How many VMs a batch prepares at once: their disks are made by child processes, so a few overlap well. */
+export const BATCH_CONCURRENCY = 4
 
 export const anyFailed = (r: readonly { outcome: string }[]) => r.some((v) => v.outcome === 'failed')
 
