@@ -43,7 +43,8 @@ export async function probe(image: string): Promise<{ type: string; label: strin
  * does not know; the appliance may still handle it) with e2fsck's words.
  */
 export async function e2fsck(image: string): Promise<{ result: 'clean' | 'errors' | 'unusable'; output: string }> {
-  const r = await tryRun(['e2fsck'], ['-f', '-p', image], { privileged: true })
+  // Never cut short by Ctrl-C: a repair runs to its end (fleet stops at the next step instead).
+  const r = await tryRun(['e2fsck'], ['-f', '-p', image], { privileged: true, uncancellable: true })
   const output = (r.stdout + r.stderr).trim()
   if (r.exitCode <= 2) return { result: 'clean', output }
   return { result: r.exitCode === 4 ? 'errors' : 'unusable', output }
@@ -57,11 +58,12 @@ export interface DirEntry {
 }
 
 // The supervisor: qemu-storage-daemon in the background, ready once its pid file exists, then
-// debugfs reading commands from our stdin (line-buffered, errors in the same stream). When
-// debugfs ends (our stdin closed: fleet finished or died), the daemon is stopped with SIGTERM,
-// which flushes and unmounts; its exit status is the session's (debugfs counts our markers as
-// failed commands, so its own says nothing). debugfs finishes the command in flight first, so the daemon never
-// goes away under a write. A daemon that died by itself leaves its FUSE mounts behind; they are
+// debugfs reading commands from our stdin (line-buffered, errors in the same stream). debugfs
+// ends when our stdin closes (fleet finished or died) after the commands it was sent, closing
+// the filesystem it has open. Then each export is unmounted as soon as no process (an e2fsck
+// fleet started) has it open — the daemon never goes away under a writer — and the daemon is
+// stopped with SIGTERM, which flushes. Its exit status is the session's (debugfs counts our
+// markers as failed commands, so its own says nothing). Exports a crashed daemon left behind are
 // unmounted. A fixed script: every path arrives as an argument, nothing is spliced into it.
 const SUPERVISOR = `set -u
 n=$1; shift; q=("\${@:1:$n}"); shift "$n"
@@ -75,6 +77,9 @@ until [ -s "$pidfile" ]; do
 done
 echo fleet-exports-ready
 stdbuf -oL "$@" -f - 2>&1
+for f in "\${mounts[@]}"; do
+  while mountpoint -q "$f" && ! umount "$f" 2>/dev/null && kill -0 "$qsd" 2>/dev/null; do sleep 0.05; done
+done
 kill -TERM "$qsd" 2>/dev/null
 wait "$qsd"
 rc=$?
