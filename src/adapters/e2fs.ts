@@ -66,6 +66,9 @@ export interface DirEntry {
 // markers as failed commands, so its own says nothing). Exports a crashed daemon left behind are
 // unmounted. A fixed script: every path arrives as an argument, nothing is spliced into it.
 const SUPERVISOR = `set -u
+# Ignored here, so in debugfs and the daemon too: once fleet is gone, their output fails with EPIPE
+# instead of killing them in the middle of the commands they were sent.
+trap '' PIPE
 n=$1; shift; q=("\${@:1:$n}"); shift "$n"
 pidfile=$1; shift
 m=$1; shift; mounts=("\${@:1:$m}"); shift "$m"
@@ -83,8 +86,9 @@ done
 kill -TERM "$qsd" 2>/dev/null
 wait "$qsd"
 rc=$?
-# A dead daemon's mount fails even mountpoint's stat (ENOTCONN): unmount without asking.
-if [ "$rc" -ne 0 ]; then for f in "\${mounts[@]}"; do umount "$f" 2>/dev/null; done; fi
+# A dead daemon's mount fails even mountpoint's stat (ENOTCONN): unmount without asking, lazily
+# if a process still has it open (it can only get errors from it now).
+if [ "$rc" -ne 0 ]; then for f in "\${mounts[@]}"; do umount "$f" 2>/dev/null || umount -l "$f" 2>/dev/null; done; fi
 exit "$rc"
 `
 
