@@ -20,6 +20,7 @@ PACKAGES=(
   systemd-boot-efi busybox-static mtools dosfstools fdisk cpio   # the tiny test base image (test/image)
   nix-bin                                              # nix-instantiate: the flake's .nix files must parse
   tmux                                                 # drives the create-vm prompts through a real terminal in tests
+  strace                                               # tests: kills debugfs at a chosen block write (a crash mid-write)
   python3 make g++                                     # node-gyp for the libvirt binding
 )
 

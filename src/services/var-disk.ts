@@ -6,6 +6,8 @@ import { ToolError, UserError } from '../errors.js'
 import * as e2fs from '../adapters/e2fs.js'
 import { chownRoot, mkfsExt4FromDir } from '../adapters/mkfs.js'
 import * as qemuImg from '../adapters/qemu-img.js'
+import * as rollback from './var-rollback-point.js'
+import type { RollbackPoint } from './var-rollback-point.js'
 import { identityMode } from '../machines/model.js'
 import { ustar, type TarEntry } from './ustar.js'
 
@@ -119,7 +121,7 @@ export async function resyncIdentity(disks: Disk[], tmpDir: string, log: (line: 
   }
   let why = identityMethod() === 'guestfish' ? 'FLEET_VAR_METHOD=guestfish' : await e2fs.unavailable()
   if (!why) {
-    why = await withStaging(tmpDir, (work) => resyncE2fs(disks, work))
+    why = await withStaging(tmpDir, (work) => resyncE2fs(disks, work, log))
     if (!why) {
       log(`Identity sync of ${disks.length} /var disk(s): e2fs (qemu-storage-daemon FUSE export + debugfs, no appliance)`)
       return 'e2fs'
@@ -130,19 +132,38 @@ export async function resyncIdentity(disks: Disk[], tmpDir: string, log: (line: 
   return 'guestfish'
 }
 
-/** The appliance-free sync; resolves with why it could not be used (nothing written then), or undefined when done. */
-async function resyncE2fs(disks: Disk[], work: string): Promise<string | undefined> {
+/**
+ * The appliance-free sync; resolves with why it could not be used (nothing written then), or
+ * undefined when done. A rollback point (var-rollback-point.ts) covers each disk while it is
+ * written; a disk an earlier, unfinished sync left with errors e2fsck -p will not repair is put
+ * back to its point first, once.
+ */
+async function resyncE2fs(disks: Disk[], work: string, log: (line: string) => void, reverted = false): Promise<string | undefined> {
+  const points: RollbackPoint[] = []
+  // Points this run took go away again unless a write began (then they cover it until the end).
+  const dropTaken = async (): Promise<void> => {
+    for (const p of points) if (!p.leftover) await rollback.drop(p).catch(() => {})
+  }
+  try {
+    for (const d of disks) points.push(await rollback.takeRollbackPoint(d.file, work))
+  } catch (e) {
+    await dropTaken()
+    for (const d of disks) if (await qemuImg.isLocked(d.file).catch(() => false)) throw inUse(d.file)
+    throw e
+  }
   const exports = join(work, 'exports')
-  await mkdir(exports, { mode: 0o700 })
+  await mkdir(exports, { recursive: true, mode: 0o700 })
   let s: e2fs.E2fsSession
   try {
     s = await e2fs.E2fsSession.open(disks.map((d) => d.file), exports)
   } catch (e) {
+    await dropTaken()
     // A VM started since the check above: the daemon could not take the write lock.
     for (const d of disks) if (await qemuImg.isLocked(d.file).catch(() => false)) throw inUse(d.file)
     if (e instanceof ToolError) return `the FUSE export failed: ${e.stderr.trim().split('\n').slice(-1)[0] ?? ''}`
     throw e
   }
+  let writing = false
   try {
     for (const [i, d] of disks.entries()) {
       const { type, label } = await e2fs.probe(s.image(i))
@@ -152,10 +173,20 @@ async function resyncE2fs(disks: Disk[], work: string): Promise<string | undefin
       const r = await e2fs.e2fsck(s.image(i))
       if (r.result === 'unusable') {
         await s.close()
+        await dropTaken()
         return `e2fsck cannot use ${d.file}: ${r.output.split('\n').slice(-1)[0]}`
       }
-      if (r.result === 'errors') throw e2fsckRefused(d.file, new ToolError('e2fsck', ['-f', '-p', d.file], 4, r.output))
+      if (r.result === 'errors') {
+        if (!reverted && (await rollback.safeToRevert(points[i]!, work))) {
+          await s.close()
+          log(`/var disk ${d.file}: an earlier identity sync did not finish and left errors e2fsck -p will not repair; going back to the state before it (the guest has not mounted it since)`)
+          await rollback.revert(points[i]!)
+          return await resyncE2fs(disks, work, log, true)
+        }
+        throw e2fsckRefused(d.file, new ToolError('e2fsck', ['-f', '-p', d.file], 4, r.output))
+      }
     }
+    writing = true
     for (const [i, d] of disks.entries()) {
       const staged = join(work, String(i))
       await mkdir(staged, { mode: 0o700 })
@@ -175,9 +206,14 @@ async function resyncE2fs(disks: Disk[], work: string): Promise<string | undefin
     }
   } catch (e) {
     await s.close().catch(() => {})
+    if (!writing) await dropTaken()
     throw e
   }
   await s.close()
+  // Written and flushed: the points have done their job. One that cannot be dropped only costs space.
+  for (const p of points) {
+    await rollback.drop(p).catch((e: Error) => log(`/var disk ${p.file}: could not remove the internal snapshot ${p.name} (${e.message}); qemu-img snapshot -d ${p.name} ${p.file} removes it`))
+  }
   return undefined
 }
 
