@@ -121,11 +121,9 @@ export async function resyncIdentity(disks: Disk[], tmpDir: string, log: (line: 
   }
   let why = identityMethod() === 'guestfish' ? 'FLEET_VAR_METHOD=guestfish' : await e2fs.unavailable()
   if (!why) {
+    log(`Identity sync of ${disks.length} /var disk(s): e2fs (qemu-storage-daemon FUSE export + debugfs, no appliance)`)
     why = await withStaging(tmpDir, (work) => resyncE2fs(disks, work, log))
-    if (!why) {
-      log(`Identity sync of ${disks.length} /var disk(s): e2fs (qemu-storage-daemon FUSE export + debugfs, no appliance)`)
-      return 'e2fs'
-    }
+    if (!why) return 'e2fs'
   }
   log(`Identity sync of ${disks.length} /var disk(s): guestfish appliance, one launch (${why})`)
   await withStaging(tmpDir, (work) => resyncGuestfish(disks, work))
@@ -138,14 +136,21 @@ export async function resyncIdentity(disks: Disk[], tmpDir: string, log: (line: 
  * written; a disk an earlier, unfinished sync left with errors e2fsck -p will not repair is put
  * back to its point first, once.
  */
-async function resyncE2fs(disks: Disk[], work: string, log: (line: string) => void, reverted = false): Promise<string | undefined> {
+async function resyncE2fs(disks: Disk[], work: string, log: (line: string) => void, reverted = false, taken = new Set<string>()): Promise<string | undefined> {
   const points: RollbackPoint[] = []
-  // Points this run took go away again unless a write began (then they cover it until the end).
+  const key = (p: RollbackPoint): string => `${p.file}\0${p.name}`
+  // Points this call took go away again unless a write began (then they cover it until the end).
   const dropTaken = async (): Promise<void> => {
-    for (const p of points) if (!p.leftover) await rollback.drop(p).catch(() => {})
+    for (const p of points) if (taken.has(key(p))) await rollback.drop(p).catch(() => {})
   }
   try {
-    for (const d of disks) points.push(await rollback.takeRollbackPoint(d.file, work))
+    for (const d of disks) {
+      const p = await rollback.takeRollbackPoint(d.file, work)
+      // After going back, the points this call took earlier are found again: still this call's.
+      if (taken.has(key(p))) p.leftover = false
+      if (!p.leftover) taken.add(key(p))
+      points.push(p)
+    }
   } catch (e) {
     await dropTaken()
     for (const d of disks) if (await qemuImg.isLocked(d.file).catch(() => false)) throw inUse(d.file)
@@ -181,7 +186,7 @@ async function resyncE2fs(disks: Disk[], work: string, log: (line: string) => vo
           await s.close()
           log(`/var disk ${d.file}: an earlier identity sync did not finish and left errors e2fsck -p will not repair; going back to the state before it (the guest has not mounted it since)`)
           await rollback.revert(points[i]!)
-          return await resyncE2fs(disks, work, log, true)
+          return await resyncE2fs(disks, work, log, true, taken)
         }
         throw e2fsckRefused(d.file, new ToolError('e2fsck', ['-f', '-p', d.file], 4, r.output))
       }
