@@ -1,7 +1,7 @@
-// npm run bench: ratios against a baseline measured in the same run.
+// npm run bench: ratios against a baseline measured in the same run (3. and 4. are in fleet-ops.mjs).
 //  1. new /var disk: mkfs.ext4 -d fast path vs guestfish appliance (baseline)
 //  2. identity resync of N disks: one guestfish launch for all vs one launch per disk (baseline)
-//  3. `fleet upgrade --all` of 10 stopped VMs onto a new base (identity changed too, so every
+//  5. `fleet upgrade --all` of 10 stopped VMs onto a new base (identity changed too, so every
 //     /var is written) vs the flow it replaces: one guestfish launch per VM copying the identity
 //     onto the existing /var (baseline, measured on BENCH_BASELINE_VMS of them and taken per VM)
 import { execa } from 'execa'
@@ -56,7 +56,7 @@ try {
 
 async function upgradeAll() {
   const VMS = Number(process.env.BENCH_VMS ?? 10)
-  const BASELINE = Number(process.env.BENCH_BASELINE_VMS ?? 3)
+  const BASELINE = Number(process.env.BENCH_BASELINE_VMS ?? 2)
   if ((await execa('virsh', ['-c', 'qemu:///system', 'version'], { reject: false })).exitCode !== 0) {
     console.log('upgrade --all: skipped (libvirtd not reachable)')
     return
