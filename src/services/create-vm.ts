@@ -160,7 +160,7 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
       if (data.varBefore) {
         // The /var disk destroy-vm kept: its data stays, its identity is made to match machines/NAME.
         result.varReused = true
-        await task(ctx.log, `Reusing the kept /var disk ${files.var}; resyncing its identity (guestfish)`, () => resyncIdentity([{ file: files.var, identity }], scratch.dir))
+        await task(ctx.log, `Reusing the kept /var disk ${files.var}; resyncing its identity`, () => resyncIdentity([{ file: files.var, identity }], scratch.dir, ctx.log))
       } else {
         await task(ctx.log, `Creating /var disk (${machine.varSize}, ${varDiskMethod()}) with identity`,
           () => createVarDisk(files.var, machine.varSizeBytes, identity, varDiskMethod(), scratch.dir))
