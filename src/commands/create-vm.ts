@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 import { vmName } from '../name.js'
 import { BaseCommand } from '../base-command.js'
-import { dryRun, nameArg, virtType } from '../flags.js'
+import { dryRun, identity, nameArg, virtType } from '../flags.js'
 import { ARCHES, DEFAULTS } from '../machines/model.js'
 import { askNewMachine, canPrompt } from '../prompts/new-machine.js'
 import { createVm, type CreateVmResult } from '../services/create-vm.js'
@@ -43,6 +43,7 @@ kept /var disk).`
     yes: Flags.boolean({ char: 'y', description: 'Take the defaults for anything not given; never ask' }),
     start: Flags.boolean({ description: 'Start the VM once defined' }),
     'virt-type': virtType,
+    identity,
     'dry-run': dryRun,
   }
 
@@ -50,7 +51,7 @@ kept /var disk).`
     const f = this.flags
     const given = await specFromFlags(f)
     const ask = f.yes || !canPrompt() ? undefined : askNewMachine
-    const ctx = await this.context({ virtType: f['virt-type'], dryRun: f['dry-run'] })
+    const ctx = await this.context({ virtType: f['virt-type'], dryRun: f['dry-run'], identity: f.identity })
     const r = await createVm(ctx, vmName(this.args.name), { given, yes: f.yes, ask }, { start: f.start })
     if (!this.jsonEnabled()) {
       this.log(`${r.dryRun ? 'Would create' : 'Created'} ${r.name} on ${r.baseDigest.slice(0, 12)} (${await ctx.virtType()})${r.started ? ', started' : r.defined ? ', defined' : ''}`)
