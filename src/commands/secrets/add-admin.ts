@@ -4,7 +4,7 @@ import { UserError } from '../../errors.js'
 import { dryRun, identity } from '../../flags.js'
 import { readKeyArgs } from '../../services/keys.js'
 import { addAdmin, type SecretsResult } from '../../services/secrets.js'
-import { renderSecrets } from './render.js'
+import { renderSecrets } from '../../secrets/render.js'
 
 export default class SecretsAddAdmin extends BaseCommand<typeof SecretsAddAdmin> {
   static override summary = 'Add an admin (age or SSH public key) to .fleet/recipients and re-encrypt every machine secret to include them'

@@ -1,7 +1,7 @@
 import { BaseCommand } from '../../base-command.js'
 import { dryRun, identity } from '../../flags.js'
 import { migrate, type SecretsResult } from '../../services/secrets.js'
-import { renderSecrets } from './render.js'
+import { renderSecrets } from '../../secrets/render.js'
 
 export default class SecretsMigrate extends BaseCommand<typeof SecretsMigrate> {
   static override summary = 'Encrypt the plaintext host keys of a repository made before fleet encrypted them'

@@ -1,7 +1,7 @@
 import { BaseCommand } from '../../base-command.js'
 import { dryRun, identity } from '../../flags.js'
 import { rekey, type SecretsResult } from '../../services/secrets.js'
-import { renderSecrets } from './render.js'
+import { renderSecrets } from '../../secrets/render.js'
 
 export default class SecretsRekey extends BaseCommand<typeof SecretsRekey> {
   static override summary = 'Re-encrypt every machine secret (machines/*/*.age) to the keys in .fleet/recipients'

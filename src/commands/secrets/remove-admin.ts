@@ -4,7 +4,7 @@ import { UserError } from '../../errors.js'
 import { dryRun, identity } from '../../flags.js'
 import { readKeyArgs } from '../../services/keys.js'
 import { removeAdmin, type SecretsResult } from '../../services/secrets.js'
-import { renderSecrets } from './render.js'
+import { renderSecrets } from '../../secrets/render.js'
 
 export default class SecretsRemoveAdmin extends BaseCommand<typeof SecretsRemoveAdmin> {
   static override summary = 'Remove an admin from .fleet/recipients and re-encrypt every machine secret without them'

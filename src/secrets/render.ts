@@ -1,5 +1,5 @@
 // What `fleet secrets …` prints for people (the --json payload is the result itself).
-import type { SecretsResult } from '../../services/secrets.js'
+import type { SecretsResult } from '../services/secrets.js'
 
 export function renderSecrets(r: SecretsResult, what: string): string {
   const verb = r.dryRun ? 'Would write' : 'Wrote'
