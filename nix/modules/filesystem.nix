@@ -2,7 +2,7 @@
 # - boot disk (vda): GPT + EFI system partition + a root filesystem mounted READ-ONLY
 #   (the domain attaches it with <readonly/>, so the kernel could not write it anyway);
 # - /var disk (vdb): ext4 labelled `var`, read-write, holding identity/, home/ and log/journal/;
-# - /home is a bind mount of /var/home, the journal is persistent under /var/log/journal;
+# - /home is a bind mount of /var/home (made in the initrd, identity.nix), the journal is persistent under /var/log/journal;
 # - nothing tries to write the read-only root: /etc is an immutable overlay, users live in
 #   /var/lib/nixos, /tmp is a tmpfs, there is no nix daemon and no garbage collection.
 { config, lib, ... }:
@@ -88,12 +88,8 @@ in
         neededForBoot = true;
       };
 
-      fileSystems."/home" = {
-        device = "/var/home";
-        fsType = "none";
-        options = [ "bind" ];
-        depends = [ "/var" ];
-      };
+      # /home is /var/home, bound by fleet-identity in the initrd (identity.nix), so it is in
+      # place before PID 1 starts, as the contract's boot order says.
 
       # The only writable scratch space on a read-only root.
       boot.tmp = {

@@ -105,7 +105,8 @@ in
       conflicts = [ "shutdown.target" ];
       unitConfig = {
         DefaultDependencies = false;
-        # /sysroot, /sysroot/var (neededForBoot) and /sysroot/etc (the etc overlay).
+        # /sysroot, /sysroot/var (neededForBoot) and /sysroot/etc (the etc overlay); the binds
+        # made here move with /sysroot when the initrd switches to it.
         RequiresMountsFor = [
           "/sysroot/var"
           "/sysroot/etc"
@@ -175,6 +176,10 @@ in
         } > /run/fleet/hosts
         chmod 0444 /run/fleet/hosts
         bind_ro /run/fleet/hosts /etc/hosts "the image's hosts + ${dir}/hosts"
+
+        # The homes live on the /var disk (read-write, unlike the binds above).
+        ${mount} --bind /sysroot/var/home /sysroot/home || fatal "could not bind /var/home on /home"
+        say "/home <- /var/home"
 
         # Not a failure rule (sshd refuses the key, so the self-check reports hostkey=none);
         # said here because it is the likely reason.

@@ -1,4 +1,4 @@
-// The NixOS base image: `nix build` of the flake's packages.<system>.base-image.
+// The NixOS base images: `nix build` of the flake's packages.<system>.<channel>-image.
 import { existsSync } from 'node:fs'
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'

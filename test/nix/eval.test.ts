@@ -19,7 +19,7 @@ const REPO = fileURLToPath(new URL('../..', import.meta.url))
 const NIX_DIR = join(REPO, 'nix')
 const ROLES = join(REPO, 'test', 'nix', 'fixtures', 'roles')
 const TARBALL = process.env.FLEET_NIXPKGS_TARBALL || resolve(REPO, '..', 'shared', 'nix', 'nixpkgs-24.05.tar.xz')
-const CACHE = process.env.FLEET_TEST_CACHE_DIR || '/var/tmp/fleet-test-cache'
+const CACHE = process.env.FLEET_CACHE_DIR || '/var/tmp/fleet-test-cache'
 const TREE = join(CACHE, 'nixpkgs-24.05')
 // Reused between runs: the nixpkgs tree is copied into it once.
 const STORE_ROOT = join(CACHE, 'nix-root')
@@ -113,6 +113,16 @@ const APPLY = `t:
       release = c.lib.trivial.release;
       rootLabel = c.config.fileSystems."/".device;
       partitions = builtins.mapAttrs (n: p: p.repartConfig) c.config.image.repart.partitions;
+      espFiles = builtins.attrNames c.config.image.repart.partitions."10-esp".contents;
+      loaderEntry = c.config.image.repart.partitions."10-esp".contents."/loader/entries/nixos.conf".source.text;
+      toplevelOut = c.config.system.build.toplevel.outPath;
+      rootOptions = c.config.fileSystems."/".options;
+      varOptions = c.config.fileSystems."/var".options;
+      sshdKeygen = c.config.systemd.services ? sshd-keygen;
+      hostKeys = c.config.services.openssh.hostKeys;
+      sysusers = c.config.systemd.sysusers.enable;
+      initrdServices = builtins.filter (n: builtins.substring 0 6 n == "fleet-") (builtins.attrNames c.config.boot.initrd.systemd.services);
+      networkdRequires = c.config.systemd.services.systemd-networkd.requires;
     };
     outputs = f: {
       configs = builtins.mapAttrs (n: conf) f.nixosConfigurations;
@@ -121,6 +131,16 @@ const APPLY = `t:
   in { shipped = outputs t.shipped; roles = outputs t.roles; }`
 
 interface Conf {
+  espFiles: string[]
+  loaderEntry: string
+  toplevelOut: string
+  rootOptions: string[]
+  varOptions: string[]
+  sshdKeygen: boolean
+  hostKeys: unknown[]
+  sysusers: boolean
+  initrdServices: string[]
+  networkdRequires: string[]
   toplevel: string
   image: string
   name: string
@@ -181,6 +201,19 @@ describe('nix flake evaluated against NixOS 24.05', () => {
         expect(c.partitions['10-esp']).toMatchObject({ Type: 'esp', Format: 'vfat', Label: 'ESP' })
         expect(c.partitions['20-root']).toMatchObject({ Type: 'root', Format: 'ext4', Label: 'nixos' })
         expect(c.rootLabel).toBe('/dev/disk/by-label/nixos')
+        // systemd-boot at the removable-media path, and one entry that boots this very system.
+        expect(c.espFiles).toContain(cpu === 'x86_64' ? '/EFI/BOOT/BOOTX64.EFI' : '/EFI/BOOT/BOOTAA64.EFI')
+        expect(c.loaderEntry).toContain(`options init=${c.toplevelOut}/init `)
+        expect(c.loaderEntry).toContain(cpu === 'x86_64' ? 'console=ttyS0,115200n8' : 'console=ttyAMA0,115200n8')
+        expect(c.rootOptions).toContain('ro')
+        expect(c.varOptions).toContain('x-systemd.device-timeout=30s')
+        // 24.05 has no userborn: systemd-sysusers takes its place. No host key is generated.
+        expect(c.sysusers).toBe(true)
+        expect(c.sshdKeygen).toBe(false)
+        expect(c.hostKeys).toEqual([])
+        // The initrd binds the identity and turns fatal failures into FLEET-FATAL + power off.
+        expect(c.initrdServices).toEqual(expect.arrayContaining(['fleet-fatal', 'fleet-identity']))
+        expect(c.networkdRequires).toContain('nftables.service')
         // What `fleet build --channel <image> --arch <cpu>` builds is this configuration's image.
         const attr = installable('/x', cpu, image).split('#packages.')[1]!.split('.')
         expect(o.packages[attr[0]!]?.[attr[1]!], `packages.${attr.join('.')}`).toBe(c.image)
