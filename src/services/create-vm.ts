@@ -142,7 +142,7 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
         // The /var disk destroy-vm kept: its data stays, its identity is made to match machines/NAME.
         ctx.log(`Reusing the kept /var disk ${files.var}; resyncing its identity`)
         result.varReused = true
-        await resyncIdentity([{ file: files.var, identity }], scratch.dir)
+        await resyncIdentity([{ file: files.var, identity }], scratch.dir, ctx.log)
       } else {
         ctx.log(`Creating /var disk (${machine.varSize}, ${varDiskMethod()}) with identity`)
         await createVarDisk(files.var, machine.varSizeBytes, identity, varDiskMethod(), scratch.dir)
