@@ -114,7 +114,8 @@ describe.skipIf(libvirtMissing)('host keys encrypted in git (age)', { timeout: 3
     expect(dry.vms[0]).toMatchObject({ outcome: 'would upgrade', identity: { changed: ['hosts'] } })
 
     // Ctrl-C while the decrypted identity is staged in the scratch folder: nothing with the key survives.
-    const p = execa(FLEET, ['upgrade', vm], { env: b.env, reject: false, stdin: 'ignore', timeout: 300_000 })
+    // The appliance method keeps the staged copy for seconds, so the signal lands while it is there.
+    const p = execa(FLEET, ['upgrade', vm], { env: { ...b.env, FLEET_VAR_METHOD: 'guestfish' }, reject: false, stdin: 'ignore', timeout: 300_000 })
     const tmp = join(sb.state, 'tmp')
     let staged = false
     const poll = setInterval(() => {
