@@ -26,3 +26,7 @@ export function fieldFlags() {
     return [f.flag, isMultiple(f) ? Flags.string({ ...opts, multiple: true }) : Flags.string(opts)]
   })) as Record<string, ReturnType<typeof Flags.string>>
 }
+
+export const identity = Flags.string({
+  description: 'Your age identity or SSH private key, to decrypt machine secrets (default: FLEET_AGE_IDENTITY, else ~/.config/fleet/identity.txt, ~/.ssh/id_ed25519, ~/.ssh/id_rsa)',
+})

@@ -8,6 +8,9 @@ import { generateHostKey } from '../adapters/ssh-keygen.js'
 import { fsyncDir, fsyncFile } from '../util/fsx.js'
 import { UserError } from '../errors.js'
 import type { Paths } from '../repo.js'
+import { encryptedName, encryptSecret } from '../secrets/machine-secrets.js'
+import { readRecipients } from '../secrets/recipients.js'
+import { generateHostKeyPair } from './host-key.js'
 import { allocateMac, allocateSshPort, allocateUuid, listeningTcpPorts } from './allocate.js'
 import type { NewMachineSpec } from './fields.js'
 import type { MachineJson } from './model.js'
@@ -32,28 +35,40 @@ export function identityFiles(name: string, spec: NewMachineSpec): Record<string
 }
 
 /**
- * A definition without its SSH host key pair (an example fleet, a repository whose private keys
- * stay out of git): makes the pair in machines/<name>/, private key 0600. True if it did.
- * Refuses half a pair: a lone public key belongs to a private key kept somewhere else.
+ * A definition without its SSH host key pair (an example fleet; a repository whose private keys
+ * stay out of git): makes the pair in machines/<name>/ — the private key encrypted (.age) where
+ * the repository has .fleet/recipients, else a plain file 0600. Returns the private key it made
+ * (undefined: the pair was there). Refuses half a pair: a lone public key belongs to a private
+ * key kept somewhere else.
  */
-export async function ensureHostKeyPair(name: string, dir: string): Promise<boolean> {
+export async function ensureHostKeyPair(paths: Paths, name: string, dir: string): Promise<Buffer | undefined> {
   const key = join(dir, 'ssh_host_ed25519_key')
-  const [priv, pub] = [existsSync(key), existsSync(`${key}.pub`)]
-  if (priv && pub) return false
+  const priv = existsSync(key) || existsSync(join(dir, encryptedName('ssh_host_ed25519_key')))
+  const pub = existsSync(`${key}.pub`)
+  if (priv && pub) return undefined
   if (priv || pub) {
     throw new UserError(`machine ${name}: ${priv ? `${key}.pub` : key} is missing (its other half is there)`,
-      priv ? `Make the public key from the private one: ssh-keygen -y -f ${key} > ${key}.pub` : `Restore ${key} from your backup of host keys, or remove ${key}.pub so fleet makes a new pair.`)
+      priv ? 'Restore the .pub from git, or make it from the private key with ssh-keygen -y.' : `Restore the private key from your backup, or remove ${key}.pub so fleet makes a new pair.`)
   }
-  await generateHostKey(key, `root@${name}`)
-  await chmod(key, 0o600)
-  await fsyncFile(key)
-  await fsyncFile(`${key}.pub`)
+  const recipients = await readRecipients(paths)
+  const pair = generateHostKeyPair(`root@${name}`)
+  const hostKey = Buffer.from(pair.privateKey)
+  const privFile = recipients ? join(dir, encryptedName('ssh_host_ed25519_key')) : key
+  await writeFile(privFile, recipients ? await encryptSecret(hostKey, recipients) : hostKey, { mode: 0o600, flag: 'wx' })
+  await writeFile(`${key}.pub`, pair.publicKey, { flag: 'wx' })
+  for (const f of [privFile, `${key}.pub`]) await fsyncFile(f)
   await fsyncDir(dir)
-  return true
+  return hostKey
 }
 
-/** Writes machines/<name>/ atomically (temp folder, then rename). Returns its path. */
-export async function writeNewMachine(paths: Paths, name: string, spec: NewMachineSpec): Promise<string> {
+/**
+ * Writes machines/<name>/ atomically (temp folder, then rename). In a repository with
+ * .fleet/recipients the host key is made in memory and only its encrypted form is written
+ * (ssh_host_ed25519_key.age); the plaintext is returned so the caller can write /var without
+ * decrypting. Without .fleet/recipients (not migrated yet) it is written as a plain file.
+ */
+export async function writeNewMachine(paths: Paths, name: string, spec: NewMachineSpec): Promise<{ dir: string; hostKey?: Buffer }> {
+  const recipients = await readRecipients(paths)
   const dir = machineDir(paths, name)
   if (existsSync(dir)) throw new UserError(`machine ${name}: ${dir} already exists`, 'Pick another name, or use the existing definition.')
   const others = await loadAllMachines(paths)
@@ -71,11 +86,19 @@ export async function writeNewMachine(paths: Paths, name: string, spec: NewMachi
     ...(spec.network === 'user' ? { sshPort: allocateSshPort(new Set([...others.flatMap((m) => (m.sshPort ? [m.sshPort] : [])), ...listeningTcpPorts()])) } : {}),
   }
   const tmp = await mkdtemp(join(paths.machines, `.${name}.new-`))
+  let hostKey: Buffer | undefined
   try {
     await writeFile(join(tmp, 'machine.json'), JSON.stringify(json, null, 2) + '\n')
     for (const [f, content] of Object.entries(identityFiles(name, spec))) await writeFile(join(tmp, f), content)
-    await generateHostKey(join(tmp, 'ssh_host_ed25519_key'), `root@${name}`)
-    await chmod(join(tmp, 'ssh_host_ed25519_key'), 0o600)
+    if (recipients) {
+      const pair = generateHostKeyPair(`root@${name}`)
+      hostKey = Buffer.from(pair.privateKey)
+      await writeFile(join(tmp, encryptedName('ssh_host_ed25519_key')), await encryptSecret(hostKey, recipients))
+      await writeFile(join(tmp, 'ssh_host_ed25519_key.pub'), pair.publicKey)
+    } else {
+      await generateHostKey(join(tmp, 'ssh_host_ed25519_key'), `root@${name}`)
+      await chmod(join(tmp, 'ssh_host_ed25519_key'), 0o600)
+    }
     await chmod(tmp, 0o755)
     // Durable before it is visible: every file, the folder, then the rename and machines/.
     for (const f of await readdir(tmp)) await fsyncFile(join(tmp, f))
@@ -86,5 +109,5 @@ export async function writeNewMachine(paths: Paths, name: string, spec: NewMachi
     await rm(tmp, { recursive: true, force: true })
     throw e
   }
-  return dir
+  return { dir, hostKey }
 }

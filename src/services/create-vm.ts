@@ -93,17 +93,17 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
   if (existing) {
     checkMachineOnHost(existing, host)
     // No host key pair (private keys stay out of git; an example fleet has none): make one and say so.
-    const key = join(dir, 'ssh_host_ed25519_key')
-    const keyMissing = !existsSync(key) && !existsSync(`${key}.pub`)
-    if (keyMissing && !ctx.dryRun && (await ensureHostKeyPair(name, dir))) {
-      ctx.log(`machine ${name}: ${dir} had no SSH host key pair; made a new one (ssh_host_ed25519_key{,.pub}). Commit the .pub; keep the private key out of git.`)
-      result0.hostKeyMade = true
-    } else if (keyMissing) {
-      ctx.log(`machine ${name}: ${dir} has no SSH host key pair; create-vm would make a new one`)
+    const keyMissing = !existsSync(join(dir, 'ssh_host_ed25519_key.pub')) && !existsSync(join(dir, 'ssh_host_ed25519_key')) && !existsSync(join(dir, 'ssh_host_ed25519_key.age'))
+    const madeKey = keyMissing && !ctx.dryRun ? await ensureHostKeyPair(paths, name, dir) : undefined
+    if (keyMissing) {
+      ctx.log(madeKey
+        ? `machine ${name}: ${dir} had no SSH host key pair; made a new one (ssh_host_ed25519_key${existsSync(join(dir, 'ssh_host_ed25519_key.age')) ? '.age, encrypted' : ''} and .pub). Commit the .pub${existsSync(join(dir, 'ssh_host_ed25519_key.age')) ? ' and the .age' : '; keep the private key out of git'}.`
+        : `machine ${name}: ${dir} has no SSH host key pair; create-vm would make a new one`)
       result0.hostKeyMade = true
     }
     // Hand-edited identity files get the same checks as the flags that write them, before anything is made.
-    existingIdentity = await readIdentity(existing, { hostKeyPending: ctx.dryRun && keyMissing })
+    // A dry run that would make the missing host key pair has no pair to check yet.
+    if (!(ctx.dryRun && keyMissing)) existingIdentity = await readIdentity(existing, ctx.keyring, madeKey ? new Map([['ssh_host_ed25519_key', madeKey]]) : undefined)
     // A definition from git may carry a MAC or UUID another domain on this host already uses.
     const onHost = await (batch.addresses ??= hostAddresses())
     const macUser = onHost.macs.get(existing.mac.toLowerCase())
@@ -134,13 +134,16 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
     try {
       let t0 = performance.now()
       step('create:definition')
+      let written: Awaited<ReturnType<typeof writeNewMachine>> | undefined
       if (spec) {
         ctx.log(`Writing ${dir}`)
-        await writeNewMachine(paths, name, spec)
+        written = await writeNewMachine(paths, name, spec)
+        if (!written.hostKey) ctx.log(`Note: this repository has no .fleet/recipients, so ${dir}/ssh_host_ed25519_key is a plaintext file git ignores; \`fleet secrets migrate\` encrypts the host keys so they can be committed.`)
         t('definition', t0)
       }
       const machine = existing ?? await loadMachine(paths, name)
-      const identity = existingIdentity ?? await readIdentity(machine)
+      // A new machine's host key is at hand (only its .age is on disk): no need to decrypt it.
+      const identity = existingIdentity ?? await readIdentity(machine, ctx.keyring, written?.hostKey ? new Map([['ssh_host_ed25519_key', written.hostKey]]) : undefined)
       // vms/ and vms/NAME/: root and qemu's group only (0710), see services/permissions.ts.
       await makeVmDirs(paths.vms, name)
       step('create:boot-overlay')

@@ -46,7 +46,7 @@ export async function rollForwardUpgrade(ctx: FleetContext, name: VmName, intent
       await sleep(500)
     }
     const m = await loadMachine(ctx.paths, name)
-    const identity = await readIdentity(m)
+    const identity = await readIdentity(m, ctx.keyring)
     const scratch = await makeScratch(ctx.paths, `recover-${name}`)
     try {
       await ctx.virtType() // decides whether the appliance may use KVM (a useless /dev/kvm hangs it)

@@ -87,7 +87,7 @@ async function planVm(ctx: FleetContext, m: Machine): Promise<Planned> {
   // Another fleet's (or a hand-made) domain of this name is refused before anything changes.
   await assertOwned(ctx.paths, m.name, { adopt: ctx.adopt, log: ctx.log })
   const image = await resolveChannel(ctx.paths, m.base, m.name, m.arch)
-  const identity = await readIdentity(m)
+  const identity = await readIdentity(m, ctx.keyring)
   const baseFrom = await currentBaseDigest(ctx.paths, m)
   const xml = await machineXml(ctx, m, image.digest)
   const xmlFile = xmlPath(ctx.paths, m.name)
