@@ -72,16 +72,26 @@ export async function loadAllMachines(paths: Paths): Promise<Machine[]> {
 
 /** The identity files present in machines/<name>/, with their bytes. */
 export async function readIdentity(machine: Machine): Promise<Map<string, Buffer>> {
-  const files = new Map<string, Buffer>()
-  for (const f of IDENTITY_FILES) {
-    const bytes = await readMachineFile(machine.name, join(machine.dir, f))
-    if (bytes) files.set(f, bytes)
-  }
+  const files = await readIdentityFiles(machine)
   for (const required of ['machine-id', 'hostname', 'ssh_host_ed25519_key', 'ssh_host_ed25519_key.pub']) {
     if (!files.has(required)) {
       throw new UserError(`machine ${machine.name}: identity file ${join(machine.dir, required)} is missing`, 'Restore it from git, or destroy and re-create the machine.')
     }
   }
   await validateIdentity(machine, files)
+  return files
+}
+
+/**
+ * The identity files' bytes (each read as data: no symlink, fifo or oversized file), without the
+ * content checks readIdentity adds: `fleet plan` only compares their digests, and the operation
+ * that writes them checks them first.
+ */
+export async function readIdentityFiles(machine: Pick<Machine, 'name' | 'dir'>): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>()
+  for (const f of IDENTITY_FILES) {
+    const bytes = await readMachineFile(machine.name, join(machine.dir, f))
+    if (bytes) files.set(f, bytes)
+  }
   return files
 }
