@@ -46,7 +46,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return resolvePaths({ repo: this.flags.repo, stateDir: this.flags['state-dir'] })
   }
 
-  protected context(opts: { virtType?: string; dryRun?: boolean; adopt?: boolean } = {}): FleetContext {
+  protected context(opts: { virtType?: string; dryRun?: boolean; adopt?: boolean; identity?: string } = {}): FleetContext {
     return makeContext(this.paths(), { ...opts, log: this.progress })
   }
 

@@ -11,3 +11,6 @@ export const nameArg = Args.string({ description: 'Machine name (folder in machi
 export const adopt = Flags.boolean({
   description: 'Act on a libvirt domain of this name even if this fleet does not own it (defined by another fleet, an older fleet or another tool); define-vm then writes this fleet\'s id into it',
 })
+export const identity = Flags.string({
+  description: 'Your age identity or SSH private key, to decrypt machine secrets (default: FLEET_AGE_IDENTITY, else ~/.config/fleet/identity.txt, ~/.ssh/id_ed25519, ~/.ssh/id_rsa)',
+})

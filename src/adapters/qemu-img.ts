@@ -97,3 +97,20 @@ export async function isLocked(file: string): Promise<boolean> {
   if (HELD.test(r.stderr)) return true
   throw new ToolError(qemuImg().join(' '), args, r.exitCode, r.stderr || r.stdout)
 }
+
+/** Names of the internal snapshots of a qcow2 (`-U`: also while a VM holds it). */
+export async function snapshots(file: string): Promise<string[]> {
+  const r = await run(qemuImg(), ['info', '-U', '--output=json', file])
+  return ((JSON.parse(r.stdout) as { snapshots?: { name: string }[] }).snapshots ?? []).map((s) => s.name)
+}
+
+/** Creates (-c), reverts the image to (-a) or deletes (-d) an internal snapshot; needs the write lock. */
+export async function snapshot(op: 'create' | 'apply' | 'delete', file: string, name: string): Promise<void> {
+  const flag = { create: '-c', apply: '-a', delete: '-d' }[op]
+  await run(qemuImg(), ['snapshot', '-q', flag, name, file], { privileged: true })
+}
+
+/** The first `bytes` of the image's content, as the guest sees them (qemu-img dd into `out`). */
+export async function readHead(file: string, bytes: number, out: string): Promise<void> {
+  await run(qemuImg(), ['dd', '-U', '-f', 'qcow2', '-O', 'raw', `if=${file}`, `of=${out}`, `bs=${bytes}`, 'count=1'], { privileged: true })
+}

@@ -4,7 +4,7 @@ import { machineDir } from '../machines/repository.js'
 import { vmName, vmNames } from '../name.js'
 import { anyFailed, BATCH_CONCURRENCY, batchExitCode, batchVms, eachVm, type BatchVm } from '../services/batch.js'
 import { BaseCommand } from '../base-command.js'
-import { dryRun, virtType } from '../flags.js'
+import { dryRun, identity, virtType } from '../flags.js'
 import { ARCHES, DEFAULTS } from '../machines/model.js'
 import { askNewMachine, canPrompt } from '../prompts/new-machine.js'
 import { createVm, type CreateBatch, type CreateVmResult } from '../services/create-vm.js'
@@ -52,6 +52,7 @@ own lock and undo); one that fails is reported and the others go on (exit 3).`
     yes: Flags.boolean({ char: 'y', description: 'Take the defaults for anything not given; never ask' }),
     start: Flags.boolean({ description: 'Start the VM once defined' }),
     'virt-type': virtType,
+    identity,
     'dry-run': dryRun,
   }
 
@@ -62,7 +63,7 @@ own lock and undo); one that fails is reported and the others go on (exit 3).`
     const given = await specFromFlags(f)
     // Questions only for one machine: a batch never waits for a terminal.
     const ask = f.yes || names.length > 1 || !canPrompt() ? undefined : askNewMachine
-    const ctx = await this.context({ virtType: f['virt-type'], dryRun: f['dry-run'] })
+    const ctx = await this.context({ virtType: f['virt-type'], dryRun: f['dry-run'], identity: f.identity })
     const show = async (r: CreateVmResult) => {
       if (this.jsonEnabled()) return
       this.log(`${r.dryRun ? 'Would create' : 'Created'} ${r.name} on ${r.baseDigest.slice(0, 12)} (${await ctx.virtType()})${r.started ? ', started' : r.defined ? ', defined' : ''}`)

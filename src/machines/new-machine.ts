@@ -8,6 +8,9 @@ import { generateHostKey } from '../adapters/ssh-keygen.js'
 import { fsyncDir, fsyncFile } from '../util/fsx.js'
 import { UserError } from '../errors.js'
 import type { Paths } from '../repo.js'
+import { encryptedName, encryptSecret } from '../secrets/machine-secrets.js'
+import { readRecipients } from '../secrets/recipients.js'
+import { generateHostKeyPair } from './host-key.js'
 import { allocateMac, allocateSshPort, allocateUuid, listeningTcpPorts } from './allocate.js'
 import { DEFAULTS, type Arch, type MachineJson } from './model.js'
 import { loadAllMachines, machineDir } from './repository.js'
@@ -64,8 +67,14 @@ export function identityFiles(name: string, spec: NewMachineSpec): Record<string
   }
 }
 
-/** Writes machines/<name>/ atomically (temp folder, then rename). Returns its path. */
-export async function writeNewMachine(paths: Paths, name: string, spec: NewMachineSpec): Promise<string> {
+/**
+ * Writes machines/<name>/ atomically (temp folder, then rename). In a repository with
+ * .fleet/recipients the host key is made in memory and only its encrypted form is written
+ * (ssh_host_ed25519_key.age); the plaintext is returned so the caller can write /var without
+ * decrypting. Without .fleet/recipients (not migrated yet) it is written as a plain file.
+ */
+export async function writeNewMachine(paths: Paths, name: string, spec: NewMachineSpec): Promise<{ dir: string; hostKey?: Buffer }> {
+  const recipients = await readRecipients(paths)
   const dir = machineDir(paths, name)
   if (existsSync(dir)) throw new UserError(`machine ${name}: ${dir} already exists`, 'Pick another name, or use the existing definition.')
   const others = await loadAllMachines(paths)
@@ -83,11 +92,19 @@ export async function writeNewMachine(paths: Paths, name: string, spec: NewMachi
     ...(spec.network === 'user' ? { sshPort: allocateSshPort(new Set([...others.flatMap((m) => (m.sshPort ? [m.sshPort] : [])), ...listeningTcpPorts()])) } : {}),
   }
   const tmp = await mkdtemp(join(paths.machines, `.${name}.new-`))
+  let hostKey: Buffer | undefined
   try {
     await writeFile(join(tmp, 'machine.json'), JSON.stringify(json, null, 2) + '\n')
     for (const [f, content] of Object.entries(identityFiles(name, spec))) await writeFile(join(tmp, f), content)
-    await generateHostKey(join(tmp, 'ssh_host_ed25519_key'), `root@${name}`)
-    await chmod(join(tmp, 'ssh_host_ed25519_key'), 0o600)
+    if (recipients) {
+      const pair = generateHostKeyPair(`root@${name}`)
+      hostKey = Buffer.from(pair.privateKey)
+      await writeFile(join(tmp, encryptedName('ssh_host_ed25519_key')), await encryptSecret(hostKey, recipients))
+      await writeFile(join(tmp, 'ssh_host_ed25519_key.pub'), pair.publicKey)
+    } else {
+      await generateHostKey(join(tmp, 'ssh_host_ed25519_key'), `root@${name}`)
+      await chmod(join(tmp, 'ssh_host_ed25519_key'), 0o600)
+    }
     await chmod(tmp, 0o755)
     // Durable before it is visible: every file, the folder, then the rename and machines/.
     for (const f of await readdir(tmp)) await fsyncFile(join(tmp, f))
@@ -98,5 +115,5 @@ export async function writeNewMachine(paths: Paths, name: string, spec: NewMachi
     await rm(tmp, { recursive: true, force: true })
     throw e
   }
-  return dir
+  return { dir, hostKey }
 }

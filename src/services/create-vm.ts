@@ -81,7 +81,7 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
   if (existing) {
     checkMachineOnHost(existing, host)
     // Hand-edited identity files get the same checks as the flags that write them, before anything is made.
-    existingIdentity = await readIdentity(existing)
+    existingIdentity = await readIdentity(existing, ctx.keyring)
     // A definition from git may carry a MAC or UUID another domain on this host already uses.
     const onHost = await (batch.addresses ??= hostAddresses())
     const macUser = onHost.macs.get(existing.mac.toLowerCase())
@@ -112,13 +112,16 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
     try {
       let t0 = performance.now()
       step('create:definition')
+      let written: Awaited<ReturnType<typeof writeNewMachine>> | undefined
       if (spec) {
         ctx.log(`Writing ${dir}`)
-        await writeNewMachine(paths, name, spec)
+        written = await writeNewMachine(paths, name, spec)
+        if (!written.hostKey) ctx.log(`Note: this repository has no .fleet/recipients, so ${dir}/ssh_host_ed25519_key is a plaintext file git ignores; \`fleet secrets migrate\` encrypts the host keys so they can be committed.`)
         t('definition', t0)
       }
       const machine = existing ?? await loadMachine(paths, name)
-      const identity = existingIdentity ?? await readIdentity(machine)
+      // A new machine's host key is at hand (only its .age is on disk): no need to decrypt it.
+      const identity = existingIdentity ?? await readIdentity(machine, ctx.keyring, written?.hostKey ? new Map([['ssh_host_ed25519_key', written.hostKey]]) : undefined)
       // vms/ and vms/NAME/: root and qemu's group only (0710), see services/permissions.ts.
       await makeVmDirs(paths.vms, name)
       step('create:boot-overlay')
@@ -139,7 +142,7 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
         // The /var disk destroy-vm kept: its data stays, its identity is made to match machines/NAME.
         ctx.log(`Reusing the kept /var disk ${files.var}; resyncing its identity`)
         result.varReused = true
-        await resyncIdentity([{ file: files.var, identity }], scratch.dir)
+        await resyncIdentity([{ file: files.var, identity }], scratch.dir, ctx.log)
       } else {
         ctx.log(`Creating /var disk (${machine.varSize}, ${varDiskMethod()}) with identity`)
         await createVarDisk(files.var, machine.varSizeBytes, identity, varDiskMethod(), scratch.dir)

@@ -118,7 +118,13 @@ async function planMachine(ctx: FleetContext, host: Host, m: Machine): Promise<P
   const from = backing ? digestOfPath(ctx.paths, backing) : undefined
   if (!from) return entry(m.name, 'broken', state, `${files.boot} is backed by ${backing ?? 'nothing'}, not an image of this store`)
   if (!existsSync(imagePath(ctx.paths, from))) return entry(m.name, 'broken', state, `${files.boot} is backed by ${imagePath(ctx.paths, from)}, which is missing`)
-  const identity = diffManifest(await readManifest(files.dir), manifestOf(await readIdentityFiles(m)))
+  const written = await readManifest(files.dir)
+  const now = await readIdentityFiles(m)
+  const want = manifestOf(now.files)
+  // An encrypted secret (the host private key) is not decrypted to plan: its .pub, compared like
+  // any file, changes with it, so what fleet wrote for it stands.
+  for (const f of now.encrypted) if (written?.[f]) want[f] = written[f]
+  const identity = diffManifest(written, want)
   const base = { from, to: channel.digest }
   if (!dom) return entry(m.name, 'define', state, 'disks are there, the domain is not: define it from machines/', { base, identity })
   // Drift of the definition against the base the VM is on now; an upgrade moves the base itself.

@@ -99,7 +99,7 @@ async function planVm(ctx: FleetContext, m: Machine): Promise<Planned> {
   // Another fleet's (or a hand-made) domain of this name is refused before anything changes.
   await assertOwned(ctx.paths, m.name, { adopt: ctx.adopt, log: ctx.log })
   const image = await resolveChannel(ctx.paths, m.base, m.name, m.arch)
-  const identity = await readIdentity(m)
+  const identity = await readIdentity(m, ctx.keyring)
   const baseFrom = await currentBaseDigest(ctx.paths, m)
   const xml = await machineXml(ctx, m, image.digest)
   const xmlFile = xmlPath(ctx.paths, m.name)
@@ -233,9 +233,8 @@ async function doUpgrade(ctx: FleetContext, plans: Planned[], opts: { timeoutS: 
     // From here on an interruption rolls forward: the resync is the commit point.
     for (const p of todo) await p.intent!.phase('identity')
     step('upgrade:identity')
-    ctx.log(`Resyncing identity on ${todo.length} /var disk(s) in one appliance launch`)
     try {
-      await resyncIdentity(todo.map((p) => ({ file: p.files.var, identity: p.identity })), tmp)
+      await resyncIdentity(todo.map((p) => ({ file: p.files.var, identity: p.identity })), tmp, ctx.log)
     } catch (e) {
       if (todo.length === 1) return fail(ctx, todo[0]!, `identity resync: ${(e as Error).message}; /var/identity holds the old or the new identity, complete`)
       // One bad disk must not fail the others: each alone, to find which.
