@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { UserError } from '../errors.js'
 import { listMachineNames, loadMachine } from '../machines/repository.js'
 import type { VmName } from '../name.js'
-import { withVmLocks } from '../ops/vm-op.js'
+import { withVms } from '../ops/vm-op.js'
 import { adminRecipient } from '../secrets/admin-key.js'
 import { updateGitignore } from '../secrets/gitignore.js'
 import { decryptSecret, encryptedName, encryptSecret, SECRET_FILES, secretForm } from '../secrets/machine-secrets.js'
@@ -74,7 +74,7 @@ async function collect(ctx: FleetContext, known: readonly Recipient[], allowPlai
 async function writeAll(ctx: FleetContext, secrets: Secret[], recipients: readonly Recipient[], result: SecretsResult): Promise<void> {
   const names = [...new Set(secrets.map((s) => s.machine))]
   if (!names.length) return
-  await withVmLocks(ctx, names, async () => {
+  await withVms(ctx, names, async () => {
     for (const s of secrets) {
       step('secrets:encrypt')
       const target = join(s.dir, encryptedName(s.file))

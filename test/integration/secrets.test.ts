@@ -187,7 +187,10 @@ describe.skipIf(libvirtMissing)('host keys encrypted in git (age)', { timeout: 3
     expect(readFileSync(join(repoA, '.fleet', 'recipients'), 'utf8')).not.toContain('admin-b')
     expect(readFileSync(age, 'utf8')).toBe(old) // the machine still has its (old) .age
     expect(readdirSync(join(repoA, 'machines', vm)).filter((f) => f.includes('.tmp-'))).toEqual([])
+    // What a rekey killed inside its atomic write would leave (ciphertext): removed under the lock.
+    writeFileSync(`${age}.tmp-99999`, old)
     const rk = await fleet(a, ['secrets', 'rekey'])
+    expect(existsSync(`${age}.tmp-99999`)).toBe(false)
     expect(rk.code, rk.stderr).toBe(0)
     expect(readFileSync(age, 'utf8')).not.toBe(old)
     const b = await fleet(as('b', repoA, { FLEET_AGE_IDENTITY: key('b') }), ['upgrade', vm, '--dry-run'])
