@@ -1,3 +1,4 @@
+import { Flags } from '@oclif/core'
 import { vmName } from '../name.js'
 import { BaseCommand } from '../base-command.js'
 import { dryRun, nameArg, virtType } from '../flags.js'
@@ -6,10 +7,14 @@ import { rollback, type RollbackResult } from '../services/rollback.js'
 export default class Rollback extends BaseCommand<typeof Rollback> {
   static override summary = 'Put a stopped VM back on its previous boot overlay and base image; /var untouched'
   static override args = { name: nameArg }
-  static override flags = { 'virt-type': virtType, 'dry-run': dryRun }
+  static override flags = {
+    to: Flags.string({ description: 'The image digest (or a unique prefix) to go back to: it must be the previous overlay\'s' }),
+    'virt-type': virtType,
+    'dry-run': dryRun,
+  }
 
   async run(): Promise<RollbackResult> {
-    const r = await rollback(this.context({ virtType: this.flags['virt-type'], dryRun: this.flags['dry-run'] }), vmName(this.args.name))
+    const r = await rollback(this.context({ virtType: this.flags['virt-type'], dryRun: this.flags['dry-run'] }), vmName(this.args.name), { to: this.flags.to })
     if (!this.jsonEnabled()) this.log(`${r.name}: base ${r.baseFrom.slice(0, 12)} → ${r.baseTo.slice(0, 12)}${r.dryRun ? ' (dry run)' : ''}`)
     return r
   }

@@ -1,5 +1,7 @@
 // fleet rollback: boot.qcow2 and .previous swapped (through .swap, under the VM's lock and an
 // intent record, so a kill at any point is finished by the next command); /var is not touched.
+// A rolling upgrade uses the same steps on a VM that failed its health check, stopping it first
+// and starting it again afterwards (recorded too, so a kill still ends with the VM running).
 import * as libvirt from '../adapters/libvirt.js'
 import { existsSync } from 'node:fs'
 import { UserError } from '../errors.js'
@@ -15,6 +17,8 @@ import { renameDurable } from '../util/fsx.js'
 import { step } from '../util/interrupt.js'
 import type { FleetContext } from './context.js'
 import { currentBaseDigest, machineXml, writeXml } from './domain-xml.js'
+import { consoleMark } from './health.js'
+import { waitOff } from './lifecycle.js'
 import { assertOwned } from './ownership.js'
 
 export interface RollbackResult {
@@ -24,35 +28,72 @@ export interface RollbackResult {
   dryRun: boolean
 }
 
-/** Swaps the current and previous boot overlays; /var is not touched. */
-export async function rollback(ctx: FleetContext, name: VmName): Promise<RollbackResult> {
-  await recoverFirst(ctx, [name])
-  const look = async () => {
-    const m = await loadMachine(ctx.paths, name)
-    const files = vmFiles(ctx.paths, name)
-    if (!existsSync(previousOverlay(files))) throw new UserError(`machine ${name}: no previous boot overlay to roll back to`, 'Rollback works after an upgrade that changed the base image.')
-    const from = await currentBaseDigest(ctx.paths, m)
-    const to = (await overlayBaseDigest(ctx.paths, previousOverlay(files))) ?? 'unknown'
-    return { m, files, from, to }
+export interface RollbackOptions {
+  /** Only roll back if the previous overlay is on this image (a digest or a unique prefix of one). */
+  to?: string
+}
+
+async function look(ctx: FleetContext, name: VmName, opts: RollbackOptions) {
+  const m = await loadMachine(ctx.paths, name)
+  const files = vmFiles(ctx.paths, name)
+  if (!existsSync(previousOverlay(files))) throw new UserError(`machine ${name}: no previous boot overlay to roll back to`, 'Rollback works after an upgrade that changed the base image.')
+  const from = await currentBaseDigest(ctx.paths, m)
+  const to = (await overlayBaseDigest(ctx.paths, previousOverlay(files))) ?? 'unknown'
+  if (opts.to !== undefined && !to.startsWith(opts.to.toLowerCase())) {
+    throw new UserError(`machine ${name}: --to ${opts.to} is not a rollback point of this VM (its previous overlay is on ${to})`, `Roll back to ${to.slice(0, 12)}: fleet rollback ${name}`)
   }
+  return { m, files, from, to }
+}
+
+/** Swaps the current and previous boot overlays; /var is not touched. */
+export async function rollback(ctx: FleetContext, name: VmName, opts: RollbackOptions = {}): Promise<RollbackResult> {
+  if (opts.to !== undefined && !/^[0-9a-fA-F]{4,64}$/.test(opts.to)) throw new UserError(`machine ${name}: --to ${JSON.stringify(opts.to)} is not an image digest (4 to 64 hex digits)`, `See the digests with: fleet image list`)
+  await recoverFirst(ctx, [name])
   if (ctx.dryRun) {
-    const { from, to } = await look()
+    const { from, to } = await look(ctx, name, opts)
     return { name, baseFrom: from, baseTo: to, dryRun: true }
   }
   return withVms(ctx, [name], async () => {
-    const { m, files, from, to } = await look()
     await assertOwned(ctx.paths, name, { adopt: ctx.adopt, log: ctx.log })
     if (await libvirt.isActive(name)) throw new UserError(`machine ${name}: is running`, `Stop it first: fleet stop-vm ${name}`)
-    const data: RollbackData = { from, to, xmlTo: await machineXml(ctx, m, to), xmlFrom: await machineXml(ctx, m, from) }
-    const intent = await beginIntent(ctx.paths, vmTarget(name), 'rollback', 'swap', data)
-    step('rollback:swap')
-    await renameDurable(files.boot, `${files.boot}.swap`)
-    step('rollback:swapping')
-    await finishSwap(files)
-    step('rollback:define')
-    await writeXml(ctx.paths, name, data.xmlTo)
-    await libvirt.defineXml(data.xmlTo)
-    await intent.done()
-    return { name, baseFrom: from, baseTo: to, dryRun: false }
+    const r = await rollbackLocked(ctx, name, opts)
+    return { name, baseFrom: r.baseFrom, baseTo: r.baseTo, dryRun: false }
   })
+}
+
+export interface RollbackLockedOptions extends RollbackOptions {
+  /** The domain to define for the old overlay (default: machines/NAME on the old image). */
+  xmlTo?: string
+  /** Stop the VM first (ACPI, then power-off after `stopTimeoutS`) and start it afterwards. */
+  restart?: boolean
+  stopTimeoutS?: number
+}
+
+/**
+ * The rollback itself; the caller holds the VM's lock. Returns the console offset from just
+ * before the restart (what the VM prints after it counts for a console health check).
+ */
+export async function rollbackLocked(ctx: FleetContext, name: VmName, opts: RollbackLockedOptions = {}): Promise<RollbackResult & { consoleMark: number }> {
+  const { m, files, from, to } = await look(ctx, name, opts)
+  const data: RollbackData = { from, to, xmlTo: opts.xmlTo ?? (await machineXml(ctx, m, to)), xmlFrom: await machineXml(ctx, m, from), start: opts.restart }
+  const intent = await beginIntent(ctx.paths, vmTarget(name), 'rollback', 'swap', data)
+  if (opts.restart && (await libvirt.isActive(name))) {
+    step('rollback:stop')
+    await libvirt.shutdown(name)
+    if (!(await waitOff(name, (opts.stopTimeoutS ?? 60) * 1000))) await libvirt.destroy(name)
+  }
+  step('rollback:swap')
+  await renameDurable(files.boot, `${files.boot}.swap`)
+  step('rollback:swapping')
+  await finishSwap(files)
+  step('rollback:define')
+  await writeXml(ctx.paths, name, data.xmlTo)
+  await libvirt.defineXml(data.xmlTo)
+  const mark = await consoleMark(ctx.paths, name)
+  if (opts.restart) {
+    step('rollback:start')
+    await libvirt.ensureRunning(name)
+  }
+  await intent.done()
+  return { name, baseFrom: from, baseTo: to, dryRun: false, consoleMark: mark }
 }
