@@ -31,6 +31,7 @@ last, without being started.`
     'max-unavailable': Flags.integer({ description: 'At most this many running VMs down at once (one wave)', default: 1, min: 1 }),
     health: Flags.string({ description: `What a restarted VM must pass before the next wave: ${HEALTH_USAGE} (console: its serial console prints REGEX after the restart)`, default: 'agent' }),
     'health-timeout': Flags.integer({ description: 'Seconds a restarted VM has to pass its health check', default: 300, min: 1 }),
+    keep: Flags.integer({ description: 'Rollback points (earlier boot overlays) each upgraded VM keeps', default: 2, min: 1 }),
     'virt-type': virtType,
     adopt: Flags.boolean({ description: 'Upgrade a VM even if the libvirt domain of its name is not this fleet\'s (defined by hand or by another fleet); it becomes this fleet\'s' }),
     'dry-run': dryRun,
@@ -40,7 +41,7 @@ last, without being started.`
     const { argv } = await this.parse(Upgrade)
     const ctx = this.context({ virtType: this.flags['virt-type'], dryRun: this.flags['dry-run'], adopt: this.flags.adopt })
     const health = parseHealth(this.flags.health)
-    const r = await upgrade(ctx, argv as string[], { all: this.flags.all, timeoutS: this.flags.timeout, force: this.flags.force, maxUnavailable: this.flags['max-unavailable'], health, healthTimeoutS: this.flags['health-timeout'] })
+    const r = await upgrade(ctx, argv as string[], { all: this.flags.all, timeoutS: this.flags.timeout, force: this.flags.force, maxUnavailable: this.flags['max-unavailable'], health, healthTimeoutS: this.flags['health-timeout'], keep: this.flags.keep })
     if (!this.jsonEnabled()) {
       for (const v of r.vms) {
         const id = v.identity

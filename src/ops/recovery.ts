@@ -21,7 +21,7 @@ import { renameDurable, unlinkDurable, writeFileAtomic } from '../util/fsx.js'
 import { Undo } from '../util/undo.js'
 import { rollForwardUpgrade } from '../services/upgrade-switch.js'
 import type { IntentHandle } from './intent.js'
-import { finishSwap, nextOverlay, previousOverlay } from './overlays.js'
+import { finishSwap, nextOverlay, previousOverlay, promoteOverlay } from './overlays.js'
 
 export interface CreateData {
   /** machines/NAME was written by this run (and so is removed on rollback). */
@@ -88,6 +88,8 @@ export interface UpgradeData {
   manifest: Record<string, string>
   xml: string
   oldXml: string | null
+  /** Rollback points to keep after the switch, .previous included (default 2). */
+  keep?: number
   /** When the run asked the VM to shut down (ms since the epoch), and how long it meant to wait. */
   stopRequestedAt?: number
   stopTimeoutS?: number
@@ -138,6 +140,8 @@ export interface RollbackData {
   xmlFrom: string
   /** A rolling upgrade's rollback of a running VM: stopped first, started again at the end. */
   start?: boolean
+  /** rollback --to an older rollback point: it becomes .previous first, today's .previous parked as `parkAs`. */
+  promote?: { target: string; parkAs: string }
 }
 
 /**
@@ -149,7 +153,8 @@ export async function recoverRollback(ctx: FleetContext, name: VmName, intent: I
   const files = vmFiles(ctx.paths, name)
   const d = intent.data
   const swap = `${files.boot}.swap`
-  if (!existsSync(swap) && existsSync(files.boot) && existsSync(previousOverlay(files)) && (await overlayBaseDigest(ctx.paths, files.boot)) === d.from) {
+  if (d.promote && !existsSync(swap)) await promoteOverlay(files, d.promote.target, d.promote.parkAs)
+  if (d.from !== d.to && !existsSync(swap) && existsSync(files.boot) && existsSync(previousOverlay(files)) && (await overlayBaseDigest(ctx.paths, files.boot)) === d.from) {
     if (d.start) await libvirt.destroy(name)
     await renameDurable(files.boot, swap)
   }

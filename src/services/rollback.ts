@@ -1,4 +1,5 @@
-// fleet rollback: boot.qcow2 and .previous swapped (through .swap, under the VM's lock and an
+// fleet rollback: boot.qcow2 and .previous swapped (with --to, an older rollback point made the
+// .previous first) (through .swap, under the VM's lock and an
 // intent record, so a kill at any point is finished by the next command); /var is not touched.
 // A rolling upgrade uses the same steps on a VM that failed its health check, stopping it first
 // and starting it again afterwards (recorded too, so a kill still ends with the VM running).
@@ -8,7 +9,7 @@ import { UserError } from '../errors.js'
 import { loadMachine } from '../machines/repository.js'
 import type { VmName } from '../name.js'
 import { beginIntent, vmTarget } from '../ops/intent.js'
-import { finishSwap, previousOverlay } from '../ops/overlays.js'
+import { finishSwap, olderOverlay, previousOverlay, promoteOverlay, rollbackPoints } from '../ops/overlays.js'
 import type { RollbackData } from '../ops/recovery.js'
 import { recoverFirst, withVms } from '../ops/vm-op.js'
 import { vmFiles } from '../repo.js'
@@ -29,20 +30,25 @@ export interface RollbackResult {
 }
 
 export interface RollbackOptions {
-  /** Only roll back if the previous overlay is on this image (a digest or a unique prefix of one). */
+  /** Roll back to the newest rollback point on this image (a digest or a prefix of one); default the newest point. */
   to?: string
 }
 
 async function look(ctx: FleetContext, name: VmName, opts: RollbackOptions) {
   const m = await loadMachine(ctx.paths, name)
   const files = vmFiles(ctx.paths, name)
-  if (!existsSync(previousOverlay(files))) throw new UserError(`machine ${name}: no previous boot overlay to roll back to`, 'Rollback works after an upgrade that changed the base image.')
+  const points = await rollbackPoints(files)
+  if (!points.length) throw new UserError(`machine ${name}: no previous boot overlay to roll back to`, 'Rollback works after an upgrade that changed the base image.')
   const from = await currentBaseDigest(ctx.paths, m)
-  const to = (await overlayBaseDigest(ctx.paths, previousOverlay(files))) ?? 'unknown'
-  if (opts.to !== undefined && !to.startsWith(opts.to.toLowerCase())) {
-    throw new UserError(`machine ${name}: --to ${opts.to} is not a rollback point of this VM (its previous overlay is on ${to})`, `Roll back to ${to.slice(0, 12)}: fleet rollback ${name}`)
+  const digests = await Promise.all(points.map(async (f) => (await overlayBaseDigest(ctx.paths, f)) ?? 'unknown'))
+  // Without --to: the newest rollback point (.previous). With it: the newest one on that image.
+  const i = opts.to === undefined ? 0 : digests.findIndex((d) => d.startsWith(opts.to!.toLowerCase()))
+  if (i < 0) {
+    throw new UserError(`machine ${name}: --to ${opts.to} is not a rollback point of this VM (it keeps ${digests.map((d) => d.slice(0, 12)).join(', ')})`, `Roll back to one of those: fleet rollback ${name} --to DIGEST`)
   }
-  return { m, files, from, to }
+  const to = digests[i]!
+  if (to === from) throw new UserError(`machine ${name}: already on ${to.slice(0, 12)}`)
+  return { m, files, from, to, target: points[i]! }
 }
 
 /** Swaps the current and previous boot overlays; /var is not touched. */
@@ -74,13 +80,19 @@ export interface RollbackLockedOptions extends RollbackOptions {
  * before the restart (what the VM prints after it counts for a console health check).
  */
 export async function rollbackLocked(ctx: FleetContext, name: VmName, opts: RollbackLockedOptions = {}): Promise<RollbackResult & { consoleMark: number }> {
-  const { m, files, from, to } = await look(ctx, name, opts)
-  const data: RollbackData = { from, to, xmlTo: opts.xmlTo ?? (await machineXml(ctx, m, to)), xmlFrom: await machineXml(ctx, m, from), start: opts.restart }
+  const { m, files, from, to, target } = await look(ctx, name, opts)
+  // An older rollback point first becomes .previous (today's .previous kept as an older one).
+  const promote = target === previousOverlay(files) ? undefined : { target, parkAs: olderOverlay(files, Date.now()) }
+  const data: RollbackData = { from, to, xmlTo: opts.xmlTo ?? (await machineXml(ctx, m, to)), xmlFrom: await machineXml(ctx, m, from), start: opts.restart, promote }
   const intent = await beginIntent(ctx.paths, vmTarget(name), 'rollback', 'swap', data)
   if (opts.restart && (await libvirt.isActive(name))) {
     step('rollback:stop')
     await libvirt.shutdown(name)
     if (!(await waitOff(name, (opts.stopTimeoutS ?? 60) * 1000))) await libvirt.destroy(name)
+  }
+  if (promote) {
+    step('rollback:promote')
+    await promoteOverlay(files, promote.target, promote.parkAs)
   }
   step('rollback:swap')
   await renameDurable(files.boot, `${files.boot}.swap`)

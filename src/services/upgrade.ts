@@ -34,7 +34,7 @@ import { assertOwned } from './ownership.js'
 import { VM_DISK_MODE } from './permissions.js'
 import { consoleMark, describeHealth, waitHealthy, type HealthCheck } from './health.js'
 import { rollbackLocked } from './rollback.js'
-import { finishSwitch } from './upgrade-switch.js'
+import { DEFAULT_KEEP, finishSwitch } from './upgrade-switch.js'
 import { resyncIdentity } from './var-disk.js'
 
 export interface UpgradePlan {
@@ -86,6 +86,8 @@ export interface UpgradeOptions {
   health?: HealthCheck
   /** Seconds a restarted VM has to pass its check (default 300). */
   healthTimeoutS?: number
+  /** Rollback points each upgraded VM keeps, .previous included (default 2). */
+  keep?: number
 }
 
 /** A result is bad when it did not end upgraded or unchanged, or came back unhealthy: exit 3. */
@@ -171,6 +173,7 @@ export async function upgrade(ctx: FleetContext, names: string[], opts: UpgradeO
   const healthTimeoutS = opts.healthTimeoutS ?? 300
   if (!Number.isFinite(healthTimeoutS) || healthTimeoutS <= 0) throw new UserError(`--health-timeout ${healthTimeoutS}: must be a number of seconds above 0`)
   const check = opts.health ?? { kind: 'agent' }
+  if (opts.keep !== undefined && (!Number.isInteger(opts.keep) || opts.keep < 1)) throw new UserError(`--keep ${opts.keep}: must be a whole number of rollback points, at least 1`)
   const list = opts.all ? (await listMachineNames(ctx.paths)).map(vmName) : vmNames(names)
   if (!list.length) throw new UserError(opts.all ? `no machines in ${ctx.paths.machines}` : 'name the machines to upgrade, or pass --all')
   await recoverFirst(ctx, list)
@@ -278,7 +281,7 @@ async function fail(ctx: FleetContext, p: Planned, why: string, stillRunning = f
   ctx.log(`${p.plan.name}: upgrade FAILED: ${why} (${p.result.state})`)
 }
 
-async function doUpgrade(ctx: FleetContext, plans: Planned[], opts: { timeoutS: number; force: boolean }, timings: Record<string, number>, tmp: string): Promise<void> {
+async function doUpgrade(ctx: FleetContext, plans: Planned[], opts: { timeoutS: number; force: boolean; keep?: number }, timings: Record<string, number>, tmp: string): Promise<void> {
   const time = async <T>(k: string, f: () => Promise<T>): Promise<T> => {
     const t0 = performance.now()
     try {
@@ -294,6 +297,7 @@ async function doUpgrade(ctx: FleetContext, plans: Planned[], opts: { timeoutS: 
       p.intent = await beginIntent<UpgradeData>(ctx.paths, vmTarget(p.plan.name), 'upgrade', 'stopping', {
         wasRunning: p.plan.wasRunning, from: p.plan.baseFrom, to: p.plan.baseTo, newOverlay: p.plan.baseFrom !== p.plan.baseTo,
         identityChanged: identityChanged(p.plan.identity), manifest: manifestOf(p.identity), xml: p.xml, oldXml: p.oldXml,
+        keep: opts.keep ?? DEFAULT_KEEP,
       })
       step('upgrade:stop')
       if (p.plan.wasRunning) {
