@@ -1,4 +1,4 @@
-# The whole guest contract (DESIGN.md, "The guest contract"); nixosModules.default.
+# The whole guest contract (docs/guest-contract.md); nixosModules.default.
 # Each concern is its own module, also exported on its own as nixosModules.<name>.
 {
   imports = [

@@ -35,7 +35,7 @@ export interface Machine extends MachineJson {
   varSizeBytes: number
 }
 
-/** Identity files, names as in machines/<name>/ and /var/identity/ (DESIGN.md). */
+/** Identity files, names as in machines/<name>/ and /var/identity/ (docs/guest-contract.md). */
 export const IDENTITY_FILES = [
   'machine-id',
   'hostname',

@@ -1,4 +1,4 @@
-// The /var disk: ext4 labelled `var` holding identity/ (DESIGN.md modes), home/ and log/journal/.
+// The /var disk: ext4 labelled `var` holding identity/ (modes: docs/guest-contract.md), home/ and log/journal/.
 import { mkdtemp, mkdir, chmod, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { deviceOf, GuestfishSession, runGuestfish } from '../adapters/guestfish.js'

@@ -1,4 +1,4 @@
-// Environment overrides of DESIGN.md, read in one place.
+// Environment overrides (README "Environment"), read in one place.
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 

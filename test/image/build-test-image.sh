@@ -15,7 +15,7 @@
 # /boot/vmlinuz-*), FLEET_TEST_BUSYBOX (a static busybox; default /bin/busybox),
 # FLEET_TEST_SDBOOT (systemd-boot EFI binary), QEMU_IMG (default qemu-img).
 #
-# The image obeys the boot side of fleet's guest contract (DESIGN.md): a GPT disk
+# The image obeys the boot side of fleet's guest contract (docs/guest-contract.md): a GPT disk
 # with one EFI system partition holding systemd-boot, the host kernel and a
 # busybox initramfs. The initramfs mounts the ext4 filesystem labelled LABEL at
 # /var, reads /var/identity/, keeps a boot counter and a write-once data file in
