@@ -159,7 +159,7 @@ const needsWork = (p: UpgradePlan) => p.baseFrom !== p.baseTo || identityChanged
 
 /** Running VMs needing work in waves of `n` (by name), then the stopped ones in one last wave. */
 export function waves<T extends { plan: UpgradePlan }>(todo: T[], n: number): T[][] {
-  const running = todo.filter((p) => p.plan.wasRunning)
+  const running = todo.filter((p) => p.plan.wasRunning).sort((a, b) => (a.plan.name < b.plan.name ? -1 : 1))
   const out: T[][] = []
   for (let i = 0; i < running.length; i += n) out.push(running.slice(i, i + n))
   const stopped = todo.filter((p) => !p.plan.wasRunning)

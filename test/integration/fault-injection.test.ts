@@ -196,6 +196,34 @@ describe.skipIf(libvirtMissing)('fault injection: kill -9 at every step, then th
       }
     }, 300_000)
 
+    it('a VM that fails its health check is rolled back and restarted; killed at each step of that, repair finishes it running', async () => {
+      // A pattern the blank disk never prints: unhealthy after 1 s, so every upgrade of u1 is rolled back.
+      const BAD = ['upgrade', u1, u2, '--force', '--timeout', '1', '--health', 'console:^NEVER-PRINTED$', '--health-timeout', '1']
+      const before = target
+      await flip()
+      const r = await fleet(sb, [...BAD, '--json'])
+      expect(r.code, r.stderr).toBe(3)
+      const out = JSON.parse(r.stdout) as { vms: { name: string; outcome: string; image: string; healthy?: boolean }[] }
+      expect(out.vms.find((v) => v.name === u1)).toMatchObject({ outcome: 'rolled back', image: before, healthy: false })
+      expect(out.vms.find((v) => v.name === u2)).toMatchObject({ outcome: 'not started', image: before })
+      for (const at of ['rollback:stop', 'rollback:swap', 'rollback:swapping', 'rollback:define', 'rollback:start']) {
+        const k = await fleetKilled(sb, BAD, { env: { FLEET_TEST_KILL_AT: at } })
+        expect(k.signal, `${at}: ${k.stderr}`).toBe('SIGKILL')
+        const rep = await fleet(sb, ['repair'])
+        expect(rep.code, `${at}: ${rep.stderr}`).toBe(0)
+        expect(rep.stdout, at).toMatch(/finished the interrupted rollback: on .*, running/)
+        expect(await orphans(sb), at).toEqual([])
+        const vms = await listOk()
+        expect(vms.find((v) => v.name === u1), at).toMatchObject({ state: 'running', baseDigest: before })
+        expect(vms.find((v) => v.name === u2)?.baseDigest, at).toBe(before)
+        expect((await virsh(['dumpxml', u1])).stdout, at).toContain(`digest="${before}"`)
+        // Rollback points kept: .previous and at most one older (--keep 2).
+        expect(readdirSync(join(sb.state, 'vms', u1)).filter((f) => f.startsWith('boot.qcow2.')).length, at).toBeLessThanOrEqual(2)
+      }
+      expect((await fleet(sb, UP)).code).toBe(0) // both onto the target again for what follows
+      await check('after the rollbacks')
+    }, 300_000)
+
     it('killed at the identity resync (and inside the appliance run): rolled forward, identity new, /home kept', async () => {
       for (const [i, how] of [{ env: { FLEET_TEST_KILL_AT: 'upgrade:identity' } }, { killAfterMs: 12_000 }].entries()) {
         for (const n of [u1, u2]) appendFileSync(join(sb.repo, 'machines', n, 'hosts'), `10.9.9.${i + 1} extra${i}.example\n`)
