@@ -92,7 +92,7 @@ describe.skipIf(libvirtMissing)('rolling upgrade with health checks', () => {
     expect(vm(first!).health).toMatch(/guest agent answers/)
     for (const n of [...rest, parked]) expect(vm(n), n).toMatchObject({ outcome: 'not started', image: digest.v1 })
     expect(r.out.stopped).toMatch(/stopped after wave 1/)
-    expect(r.stderr).toMatch(/UNHEALTHY .*the VM is shut off/) // the bad image powered off: never "up"
+    expect(vm(first!).error).toMatch(/unhealthy on .*: the VM is shut off/) // the bad image powered off: never "up"
 
     // The rolled-back VM runs v1 again (and said so on its console after the bad boot).
     expect((await virsh(['domstate', first!])).stdout.trim()).toBe('running')
