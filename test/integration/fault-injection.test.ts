@@ -252,7 +252,7 @@ describe.skipIf(libvirtMissing)('fault injection: kill -9 at every step, then th
         for (const n of [u1, u2]) appendFileSync(join(sb.repo, 'machines', n, 'hosts'), `10.9.9.${i + 1} extra${i}.example\n`)
         const k = await fleetKilled(sb, UP, how)
         expect(k.signal, k.stderr).toBe('SIGKILL')
-        const r = await fleet(sb, UP, { timeoutMs: 240_000 })
+        const r = await fleet(sb, UP, { timeoutMs: 400_000 })
         expect(r.code, r.stderr).toBe(0)
         expect(await orphans(sb)).toEqual([])
       }
