@@ -224,18 +224,19 @@ agent() {
     fi
   done
 }
-agent &
-echo "FLEET-TEST-UP agent started"
-# The ACPI power button (what `virsh shutdown` presses): its first input event powers off cleanly.
+# The ACPI power button (what `virsh shutdown` presses): its first input event powers off
+# cleanly. Listening before anything says "up", so a press after a passed health check is seen.
 button=""
 for d in /sys/class/input/event*; do
   case "$(cat "$d/device/name" 2>/dev/null)" in "Power Button") button="/dev/input/${d##*/}" ;; esac
 done
-if [ -n "$button" ] && dd if="$button" of=/dev/null bs=64 count=1 2>/dev/null; then
-  echo "FLEET-TEST-DOWN power button"
-  finish
+if [ -n "$button" ]; then
+  ( dd if="$button" of=/dev/null bs=64 count=1 2>/dev/null && { echo "FLEET-TEST-DOWN power button"; finish; } ) &
+else
+  echo "FLEET-TEST-WARN no power button; only a hard power-off stops this guest"
 fi
-echo "FLEET-TEST-WARN no power button; only a hard power-off stops this guest"
+agent &
+echo "FLEET-TEST-UP agent started"
 while :; do sleep 3600; done
 INIT
 chmod 0755 "$ROOT/init"
