@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import { vmName } from '../name.js'
 import { BaseCommand } from '../base-command.js'
 import { dryRun, nameArg, virtType } from '../flags.js'
@@ -6,6 +6,11 @@ import { rollback, type RollbackResult } from '../services/rollback.js'
 
 export default class Rollback extends BaseCommand<typeof Rollback> {
   static override summary = 'Put a stopped VM back on its previous boot overlay and base image; /var untouched'
+  static override examples = [
+    '<%= config.bin %> rollback web1',
+    '<%= config.bin %> rollback web1 --dry-run',
+    '<%= config.bin %> rollback web1 --to 3f2a9c',
+  ]
   static override args = { name: nameArg }
   static override flags = {
     to: Flags.string({ description: 'The image digest (or a unique prefix) to go back to: it must be the previous overlay\'s' }),

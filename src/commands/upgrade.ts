@@ -1,7 +1,8 @@
-import { Args, Flags } from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import { BaseCommand } from '../base-command.js'
 import { ExitCode } from '../errors.js'
-import { dryRun, timeout, virtType } from '../flags.js'
+import { dryRun, identity, timeout, virtType } from '../flags.js'
 import { HEALTH_USAGE, parseHealth } from '../services/health.js'
 import { upgrade, upgradeFailed, type UpgradeResult } from '../services/upgrade.js'
 
@@ -34,12 +35,13 @@ last, without being started.`
     keep: Flags.integer({ description: 'Rollback points (earlier boot overlays) each upgraded VM keeps', default: 2, min: 1 }),
     'virt-type': virtType,
     adopt: Flags.boolean({ description: 'Upgrade a VM even if the libvirt domain of its name is not this fleet\'s (defined by hand or by another fleet); it becomes this fleet\'s' }),
+    identity,
     'dry-run': dryRun,
   }
 
   async run(): Promise<UpgradeResult> {
     const { argv } = await this.parse(Upgrade)
-    const ctx = this.context({ virtType: this.flags['virt-type'], dryRun: this.flags['dry-run'], adopt: this.flags.adopt })
+    const ctx = this.context({ virtType: this.flags['virt-type'], dryRun: this.flags['dry-run'], adopt: this.flags.adopt, identity: this.flags.identity })
     const health = parseHealth(this.flags.health)
     const r = await upgrade(ctx, argv as string[], { all: this.flags.all, timeoutS: this.flags.timeout, force: this.flags.force, maxUnavailable: this.flags['max-unavailable'], health, healthTimeoutS: this.flags['health-timeout'], keep: this.flags.keep })
     if (!this.jsonEnabled()) {
