@@ -13,7 +13,7 @@ export default class Rollback extends BaseCommand<typeof Rollback> {
   ]
   static override args = { name: nameArg }
   static override flags = {
-    to: Flags.string({ description: 'The image digest (or a unique prefix) to go back to: it must be the previous overlay\'s' }),
+    to: Flags.string({ description: 'Go back to the newest kept rollback point on this image (a digest or a prefix of one; default: the previous overlay)' }),
     'virt-type': virtType,
     'dry-run': dryRun,
   }

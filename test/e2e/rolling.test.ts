@@ -45,7 +45,8 @@ async function rollout(args: string[]): Promise<{ code: number; out: Out; stderr
   const out = JSON.parse(String(r.stdout)) as Out
   // What a failed expectation prints: --json keeps stderr quiet.
   const report = JSON.stringify({ stopped: out.stopped, vms: out.vms.map((v) => ({ name: v.name, outcome: v.outcome, image: v.image.slice(0, 12), healthy: v.healthy, health: v.health, error: (v as { error?: string }).error })) }, null, 1)
-  return { code: r.exitCode ?? -1, out, stderr: String(r.stderr), maxDown, samples, report }
+  const tails = all.map((n) => `--- ${n} console (last lines) ---\n${consoleLog(sb, n).split('\n').filter((l) => /FLEET-TEST-(MARKER|UP|DOWN|ERROR|WARN)|Power down|panic/.test(l)).slice(-6).join('\n')}`).join('\n')
+  return { code: r.exitCode ?? -1, out, stderr: String(r.stderr), maxDown, samples, report: `${report}\n${tails}` }
 }
 
 const domid = async (n: string) => (await virsh(['domid', n])).stdout.trim()
