@@ -1,4 +1,4 @@
-import { Args } from '@oclif/core'
+import * as Args from '@oclif/core/args'
 import { BaseCommand } from '../base-command.js'
 import { dryRun, identity } from '../flags.js'
 import { initRepo, type InitResult } from '../services/init.js'

@@ -12,42 +12,9 @@ import { encryptedName, encryptSecret } from '../secrets/machine-secrets.js'
 import { readRecipients } from '../secrets/recipients.js'
 import { generateHostKeyPair } from './host-key.js'
 import { allocateMac, allocateSshPort, allocateUuid, listeningTcpPorts } from './allocate.js'
-import { DEFAULTS, type Arch, type MachineJson } from './model.js'
+import type { NewMachineSpec } from './fields.js'
+import type { MachineJson } from './model.js'
 import { loadAllMachines, machineDir } from './repository.js'
-
-/** Everything a new machine can be given; flags and prompts both produce this. */
-export interface NewMachineSpec {
-  memory: string
-  /** A number, or the text a flag or prompt gave (checked, then stored as a number). */
-  vcpus: number | string
-  varSize: string
-  base: string
-  network: string
-  arch: Arch
-  dns: string[]
-  hosts: string[]
-  tcpPorts: string[]
-  udpPorts: string[]
-  adminKeys: string[]
-  userKeys: string[]
-}
-
-export function defaultSpec(): NewMachineSpec {
-  return {
-    memory: DEFAULTS.memory,
-    vcpus: DEFAULTS.vcpus,
-    varSize: DEFAULTS.varSize,
-    base: DEFAULTS.base,
-    network: DEFAULTS.network,
-    arch: DEFAULTS.arch,
-    dns: [...DEFAULTS.dns],
-    hosts: [],
-    tcpPorts: [...DEFAULTS.tcpPorts],
-    udpPorts: [],
-    adminKeys: [],
-    userKeys: [],
-  }
-}
 
 function lines(items: string[]): string {
   return items.length ? items.join('\n') + '\n' : ''
@@ -65,6 +32,33 @@ export function identityFiles(name: string, spec: NewMachineSpec): Record<string
     admin_authorized_keys: lines(spec.adminKeys.map((k) => k.trim())),
     user_authorized_keys: lines(spec.userKeys.map((k) => k.trim())),
   }
+}
+
+/**
+ * A definition without its SSH host key pair (an example fleet; a repository whose private keys
+ * stay out of git): makes the pair in machines/<name>/ — the private key encrypted (.age) where
+ * the repository has .fleet/recipients, else a plain file 0600. Returns the private key it made
+ * (undefined: the pair was there). Refuses half a pair: a lone public key belongs to a private
+ * key kept somewhere else.
+ */
+export async function ensureHostKeyPair(paths: Paths, name: string, dir: string): Promise<Buffer | undefined> {
+  const key = join(dir, 'ssh_host_ed25519_key')
+  const priv = existsSync(key) || existsSync(join(dir, encryptedName('ssh_host_ed25519_key')))
+  const pub = existsSync(`${key}.pub`)
+  if (priv && pub) return undefined
+  if (priv || pub) {
+    throw new UserError(`machine ${name}: ${priv ? `${key}.pub` : key} is missing (its other half is there)`,
+      priv ? 'Restore the .pub from git, or make it from the private key with ssh-keygen -y.' : `Restore the private key from your backup, or remove ${key}.pub so fleet makes a new pair.`)
+  }
+  const recipients = await readRecipients(paths)
+  const pair = generateHostKeyPair(`root@${name}`)
+  const hostKey = Buffer.from(pair.privateKey)
+  const privFile = recipients ? join(dir, encryptedName('ssh_host_ed25519_key')) : key
+  await writeFile(privFile, recipients ? await encryptSecret(hostKey, recipients) : hostKey, { mode: 0o600, flag: 'wx' })
+  await writeFile(`${key}.pub`, pair.publicKey, { flag: 'wx' })
+  for (const f of [privFile, `${key}.pub`]) await fsyncFile(f)
+  await fsyncDir(dir)
+  return hostKey
 }
 
 /**
