@@ -101,3 +101,20 @@ export async function readIdentity(machine: Machine, keyring: Keyring = new Keyr
   await validateIdentity(machine, files)
   return files
 }
+
+/**
+ * The identity files' bytes (each read as data: no symlink, fifo or oversized file), without the
+ * content checks readIdentity adds: `fleet plan` only compares their digests, and the operation
+ * that writes them checks them first.
+ */
+export async function readIdentityFiles(machine: Pick<Machine, 'name' | 'dir'>): Promise<{ files: Map<string, Buffer>; encrypted: string[] }> {
+  const files = new Map<string, Buffer>()
+  // Secrets kept as FILE.age are not decrypted here (a process per VM): the caller is told which.
+  const encrypted = SECRET_FILES.filter((f) => secretForm(machine.dir, f) === 'encrypted')
+  for (const f of IDENTITY_FILES) {
+    if (encrypted.includes(f)) continue
+    const bytes = await readMachineFile(machine.name, join(machine.dir, f))
+    if (bytes) files.set(f, bytes)
+  }
+  return { files, encrypted }
+}
