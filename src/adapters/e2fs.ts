@@ -2,7 +2,7 @@
 // file through FUSE (no kernel module but fuse, no loop or nbd device), e2fsprogs read and write
 // the ext4 inside it from userspace.
 import { randomUUID } from 'node:crypto'
-import { access, constants, writeFile } from 'node:fs/promises'
+import { access, constants, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ToolError } from '../errors.js'
 import { words } from '../util/env.js'
@@ -141,6 +141,8 @@ export class E2fsSession {
   static async open(files: string[], dir: string): Promise<E2fsSession> {
     const images = files.map((_, i) => join(dir, `${i}.img`))
     for (const m of images) await writeFile(m, '', { mode: 0o600 })
+    // Ready means the daemon wrote its pid file: none may be left from an earlier session here.
+    await rm(join(dir, 'qsd.pid'), { force: true })
     const q = [...qsd()]
     for (const [i, file] of files.entries()) {
       q.push('--blockdev', JSON.stringify({ driver: 'qcow2', 'node-name': `d${i}`, file: { driver: 'file', filename: file } }))
