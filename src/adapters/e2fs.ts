@@ -150,7 +150,7 @@ export class E2fsSession {
       q.push('--export', JSON.stringify({ type: 'fuse', id: `e${i}`, 'node-name': `d${i}`, mountpoint: images[i], writable: true, 'allow-other': 'off' }))
     }
     const argv = ['-c', SUPERVISOR, 'fleet-e2fs', String(q.length), ...q, join(dir, 'qsd.pid'), String(images.length), ...images, ...debugfs()]
-    const s = new E2fsSession(startSession(['bash'], argv, { privileged: true }), images, argv)
+    const s = new E2fsSession(await startSession(['bash'], argv, { privileged: true }), images, argv)
     const first = await s.session.nextLine()
     if (first !== 'fleet-exports-ready') {
       const r = await s.session.end()

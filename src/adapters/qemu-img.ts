@@ -44,9 +44,16 @@ export async function createQcow2(file: string, sizeBytes: number): Promise<void
   await run(qemuImg(), ['create', '-q', '-f', 'qcow2', file, String(sizeBytes)], { privileged: true })
 }
 
-export async function convert(src: string, srcFormat: string, dst: string, opts: { compress?: 'zstd' } = {}): Promise<void> {
+/** qemu-img convert; with `onPercent`, its own progress (-p: "(42.00/100%)") is passed on as it comes. */
+export async function convert(src: string, srcFormat: string, dst: string, opts: { compress?: 'zstd'; onPercent?: (p: number) => void } = {}): Promise<void> {
   const extra = opts.compress ? ['-c', '-o', `compression_type=${opts.compress}`] : []
-  await run(qemuImg(), ['convert', '-q', '-f', srcFormat, '-O', 'qcow2', ...extra, src, dst], { privileged: true })
+  const onPercent = opts.onPercent
+  const onStdout = onPercent ? (chunk: string) => {
+    const all = [...chunk.matchAll(/\((\d+(?:\.\d+)?)\/100%\)/g)]
+    const last = all.at(-1)
+    if (last) onPercent(Number(last[1]))
+  } : undefined
+  await run(qemuImg(), ['convert', onPercent ? '-p' : '-q', '-f', srcFormat, '-O', 'qcow2', ...extra, src, dst], { privileged: true, onStdout })
 }
 
 /** Info of one image; `-U` so it also works while a VM holds the image lock. */

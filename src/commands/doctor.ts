@@ -1,9 +1,14 @@
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import { BaseCommand } from '../base-command.js'
 import { doctor, type Check } from '../services/doctor.js'
 
 export default class Doctor extends BaseCommand<typeof Doctor> {
   static override summary = 'Check this host: tools, libvirt connection, UEFI firmware, guestfish, whether KVM really runs guests'
+  static override examples = [
+    '<%= config.bin %> doctor',
+    '<%= config.bin %> doctor --deep',
+    '<%= config.bin %> doctor --json',
+  ]
   static override flags = { deep: Flags.boolean({ description: 'Also launch the guestfish appliance once (30 s without KVM)' }) }
 
   async run(): Promise<{ ok: boolean; checks: Check[] }> {

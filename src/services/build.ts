@@ -1,5 +1,6 @@
 // fleet build: produce a base image (Nix flake or Debian bootstrap), optionally recompress it
 // with zstd, verify it and store it content-addressed; then move the channel for its arch.
+import { task, type Log } from '../util/progress.js'
 import { existsSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -30,7 +31,7 @@ export interface BuildOptions {
   /** Debian: bootstrap again instead of reusing the cached tree. */
   refresh: boolean
   dryRun: boolean
-  log: (line: string) => void
+  log: Log
 }
 
 export interface BuildResult {
@@ -96,16 +97,17 @@ export async function buildImage(paths: Paths, o: BuildOptions): Promise<BuildRe
     }
     if (format !== 'qcow2' || o.compress) {
       const out = join(work, 'image.qcow2')
-      o.log(`convert: ${format} → qcow2${o.compress ? ' (zstd-compressed clusters)' : ''}`)
-      await timed(result.seconds, 'convert', () => qemuImg.convert(image, format, out, o.compress ? { compress: 'zstd' } : {}))
+      const title = `convert: ${format} → qcow2${o.compress ? ' (zstd-compressed clusters)' : ''}`
+      await timed(result.seconds, 'convert', () => task(o.log, title, (t) =>
+        qemuImg.convert(image, format, out, { ...(o.compress ? { compress: 'zstd' as const } : {}), onPercent: (p) => t.status(`${p.toFixed(0)}%`) })))
       image = out
       // Our scratch file on the store's filesystem: renamed into the store, not copied. A file
       // the SUDO-prefixed convert left to root is copied, so the store file is ours to chmod.
       ownScratch = (await stat(out)).uid === process.getuid?.()
     }
-    o.log('store: verifying (qemu-img check, info) and putting it into the image store')
     step('build:store')
-    const stored = await timed(result.seconds, 'store', () => importImage({ paths, log: o.log }, image, key, { move: ownScratch }))
+    const stored = await timed(result.seconds, 'store', () => task(o.log, 'store: verifying (qemu-img check, info) and putting it into the image store', () =>
+      importImage({ paths, log: o.log }, image, key, { move: ownScratch })))
     Object.assign(result, {
       digest: stored.digest, path: stored.path, alreadyStored: stored.alreadyStored,
       format: stored.info?.format, virtualSize: stored.info?.virtualSize, size: (await stat(stored.path)).size,

@@ -23,6 +23,7 @@ const TOOLS: [string, string, string][] = [
   ['mkfs.ext4', 'mkfs.ext4', 'apt-get install e2fsprogs'],
   ['ssh-keygen', 'ssh-keygen', 'apt-get install openssh-client'],
   ['ssh', process.env.FLEET_SSH || 'ssh', 'apt-get install openssh-client'],
+  ['age', 'age', 'apt-get install age (machine secrets: host keys encrypted in git)'],
 ]
 
 /** `fleet build` needs one working builder: nix, or the Debian builder's tools. */

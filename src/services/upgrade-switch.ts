@@ -1,5 +1,6 @@
 // The end of an upgrade, shared by upgrade itself and by the recovery of one a kill interrupted
 // at or after the identity resync (the commit point: from there on it is finished, not undone).
+import { task } from '../util/progress.js'
 import { existsSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as libvirt from '../adapters/libvirt.js'
@@ -45,11 +46,11 @@ export async function rollForwardUpgrade(ctx: FleetContext, name: VmName, intent
       await sleep(500)
     }
     const m = await loadMachine(ctx.paths, name)
-    const identity = await readIdentity(m)
+    const identity = await readIdentity(m, ctx.keyring)
     const scratch = await makeScratch(ctx.paths, `recover-${name}`)
     try {
       await ctx.virtType() // decides whether the appliance may use KVM (a useless /dev/kvm hangs it)
-      await resyncIdentity([{ file: files.var, identity }], scratch.dir, ctx.log)
+      await task(ctx.log, `Resyncing the identity of ${name}`, () => resyncIdentity([{ file: files.var, identity }], scratch.dir, ctx.log))
     } finally {
       await scratch.remove()
     }
