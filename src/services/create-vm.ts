@@ -5,7 +5,7 @@ import { task } from '../util/progress.js'
 import type { VmName } from '../name.js'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { chmod, readFile } from 'node:fs/promises'
+import { chmod, readFile, rm } from 'node:fs/promises'
 import { hostAddresses, type HostAddresses } from '../adapters/libvirt-host.js'
 import { checkQemuCanReach, makeVmDirs, VM_DISK_MODE } from './permissions.js'
 import * as libvirt from '../adapters/libvirt.js'
@@ -89,12 +89,20 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
   // loadMachine only for the error it gives when machines/NAME has no machine.json.
   const existing = spec ? undefined : (fleet.find((m) => m.name === name) ?? await loadMachine(paths, name))
   let existingIdentity: Map<string, Buffer> | undefined
-  const result0: Pick<CreateVmResult, 'hostKeyMade'> = {}
+  const result0: Pick<CreateVmResult, 'hostKeyMade' | 'login'> = {}
+  const { base: channel, arch } = spec ?? existing!
+  const image = await resolveChannel(paths, channel, name, arch)
+  findFirmware(arch) // fail before touching anything if there is no firmware
+  // qemu's user must reach the disks, or the VM would only fail at start with "Permission denied".
+  if (!ctx.dryRun) await (batch.reach ??= checkQemuCanReach([paths.images, paths.vms]))
   if (existing) {
     checkMachineOnHost(existing, host)
+    // What this run adds to an existing definition is removed again if the definition is then refused.
+    const made: string[] = []
     // No host key pair (private keys stay out of git; an example fleet has none): make one and say so.
     const keyMissing = !existsSync(join(dir, 'ssh_host_ed25519_key.pub')) && !existsSync(join(dir, 'ssh_host_ed25519_key')) && !existsSync(join(dir, 'ssh_host_ed25519_key.age'))
     const madeKey = keyMissing && !ctx.dryRun ? await ensureHostKeyPair(paths, name, dir) : undefined
+    if (madeKey) made.push(join(dir, 'ssh_host_ed25519_key'), join(dir, 'ssh_host_ed25519_key.age'), join(dir, 'ssh_host_ed25519_key.pub'))
     if (keyMissing) {
       ctx.log(madeKey
         ? `machine ${name}: ${dir} had no SSH host key pair; made a new one (ssh_host_ed25519_key${existsSync(join(dir, 'ssh_host_ed25519_key.age')) ? '.age, encrypted' : ''} and .pub). Commit the .pub${existsSync(join(dir, 'ssh_host_ed25519_key.age')) ? ' and the .age' : '; keep the private key out of git'}.`
@@ -102,20 +110,32 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
       result0.hostKeyMade = true
     }
     // Hand-edited identity files get the same checks as the flags that write them, before anything is made.
-    // A dry run that would make the missing host key pair has no pair to check yet.
-    if (!(ctx.dryRun && keyMissing)) existingIdentity = await readIdentity(existing, ctx.keyring, madeKey ? new Map([['ssh_host_ed25519_key', madeKey]]) : undefined)
-    // A definition from git may carry a MAC or UUID another domain on this host already uses.
-    const onHost = await (batch.addresses ??= hostAddresses())
-    const macUser = onHost.macs.get(existing.mac.toLowerCase())
-    if (macUser && macUser !== name) throw new UserError(`machine ${name}: MAC ${existing.mac} in machine.json is already used by the libvirt domain ${macUser} on this host`, `Give ${name} another MAC (delete the "mac" line; \`fleet create-vm\` of a new definition picks a random free one).`)
-    const uuidUser = onHost.uuids.get(existing.uuid.toLowerCase())
-    if (uuidUser && uuidUser !== name) throw new UserError(`machine ${name}: UUID ${existing.uuid} in machine.json is already used by the libvirt domain ${uuidUser} on this host`, 'Give it another UUID (e.g. from `uuidgen`).')
+    // No admin_authorized_keys at all (an example definition): the zero-configuration login key
+    // goes there, as for a new machine. An empty file is a choice (no admin login) and stays.
+    const adminKeys = join(dir, 'admin_authorized_keys')
+    if (!existsSync(adminKeys) && !existsSync(`${adminKeys}.age`)) {
+      const l = await defaultAdminLogin(paths, ctx.dryRun)
+      if (!ctx.dryRun) {
+        await writeFileAtomic(adminKeys, `${l.key}\n`)
+        made.push(adminKeys)
+      }
+      ctx.log(`machine ${name}: ${dir} had no admin_authorized_keys; ${ctx.dryRun ? 'would write' : 'wrote'} ${l.source === 'user' ? `your key ${l.file}` : `fleet's login key ${l.file}`} there`)
+      result0.login = l
+    }
+    try {
+      // A dry run that would make the missing host key pair has no pair to check yet.
+      if (!(ctx.dryRun && keyMissing)) existingIdentity = await readIdentity(existing, ctx.keyring, madeKey ? new Map([['ssh_host_ed25519_key', madeKey]]) : undefined)
+      // A definition from git may carry a MAC or UUID another domain on this host already uses.
+      const onHost = await (batch.addresses ??= hostAddresses())
+      const macUser = onHost.macs.get(existing.mac.toLowerCase())
+      if (macUser && macUser !== name) throw new UserError(`machine ${name}: MAC ${existing.mac} in machine.json is already used by the libvirt domain ${macUser} on this host`, `Give ${name} another MAC (delete the "mac" line; \`fleet create-vm\` of a new definition picks a random free one).`)
+      const uuidUser = onHost.uuids.get(existing.uuid.toLowerCase())
+      if (uuidUser && uuidUser !== name) throw new UserError(`machine ${name}: UUID ${existing.uuid} in machine.json is already used by the libvirt domain ${uuidUser} on this host`, 'Give it another UUID (e.g. from `uuidgen`).')
+    } catch (e) {
+      for (const f of made) await rm(f, { force: true })
+      throw e
+    }
   }
-  const { base: channel, arch } = spec ?? existing!
-  const image = await resolveChannel(paths, channel, name, arch)
-  findFirmware(arch) // fail before touching anything if there is no firmware
-  // qemu's user must reach the disks, or the VM would only fail at start with "Permission denied".
-  if (!ctx.dryRun) await (batch.reach ??= checkQemuCanReach([paths.images, paths.vms]))
   const result: CreateVmResult = {
     name, definition: isNew ? 'created' : 'existing', machineDir: dir, baseDigest: image.digest,
     boot: files.boot, var: files.var, xml: xmlPath(paths, name), defined: false, started: false, varReused: existsSync(files.var), dryRun: ctx.dryRun, timings: {}, ...(login ? { login } : {}), ...result0,

@@ -1,6 +1,6 @@
 // The repository root doubles as an example fleet: machines/ without private keys, and libvirt/
 // holding exactly what `fleet build-libvirt-xml` writes for them. create-vm of a definition that
-// has no host key pair makes one and says so.
+// has no host key pair makes one and says so, and one without admin_authorized_keys gets a login key.
 import { execa } from 'execa'
 import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -38,9 +38,19 @@ describe('the repository root as an example fleet', () => {
     await blankImage(join(sb.dir, 'base.qcow2'))
     expect((await fleet(sb, ['image', 'import', join(sb.dir, 'base.qcow2'), '--channel', 'base'])).code).toBe(0)
 
+    // Refused for another reason (a bad hosts line): the key pair and login key it made are gone again.
+    const goodHosts = readFileSync(join(dir, 'hosts'), 'utf8')
+    writeFileSync(join(dir, 'hosts'), 'not-an-address web\n')
+    const bad = await fleet(sb, ['create-vm', name])
+    expect(bad.code, bad.stderr).toBe(2)
+    expect(readdirSync(dir).filter((f) => /ssh_host|admin_authorized/.test(f))).toEqual([])
+    writeFileSync(join(dir, 'hosts'), goodHosts)
+
     const dry = await fleet(sb, ['create-vm', name, '--dry-run'])
     expect(dry.code, dry.stderr).toBe(0)
     expect(dry.stderr).toContain(`machine ${name}: ${dir} has no SSH host key pair; create-vm would make a new one`)
+    expect(dry.stderr).toContain(`machine ${name}: ${dir} had no admin_authorized_keys; would write`)
+    expect(existsSync(join(dir, 'admin_authorized_keys'))).toBe(false)
     expect(existsSync(join(dir, 'ssh_host_ed25519_key'))).toBe(false)
 
     const r = await fleet(sb, ['create-vm', name])
@@ -48,6 +58,9 @@ describe('the repository root as an example fleet', () => {
     expect(r.stderr).toContain(`machine ${name}: ${dir} had no SSH host key pair; made a new one`)
     expect(statSync(join(dir, 'ssh_host_ed25519_key')).mode & 0o777).toBe(0o600)
     expect(readFileSync(join(dir, 'ssh_host_ed25519_key.pub'), 'utf8')).toMatch(/^ssh-ed25519 /)
+    // No admin_authorized_keys in the example: the zero-configuration login key was written there.
+    expect(r.stderr).toMatch(new RegExp(`machine ${name}: ${dir} had no admin_authorized_keys; wrote (your key|fleet's login key) `))
+    expect(readFileSync(join(dir, 'admin_authorized_keys'), 'utf8')).toMatch(/^(ssh-ed25519|ecdsa-|ssh-rsa) \S+.*\n$/)
     expect((await fleet(sb, ['destroy-vm', name, '--delete-data', '--yes'])).code).toBe(0)
   })
 })
