@@ -1,7 +1,9 @@
 // fleet build: produce a base image (Nix flake or Debian bootstrap), optionally recompress it
-// with zstd, verify it and store it content-addressed; then move the channel for its arch.
+// with zstd, check it, boot it to prove the guest contract (services/verify-image.ts) and store
+// it content-addressed; then move the channel for its arch. Phases are timed:
+// build (nix build, or bootstrap + customize) → assemble → convert → verify → store.
 import { existsSync } from 'node:fs'
-import { stat } from 'node:fs/promises'
+import { copyFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { run } from '../adapters/exec.js'
 import { nixAvailable, nixCommand, NO_NIX_HINT } from '../adapters/nix.js'
@@ -11,12 +13,14 @@ import { buildWithNix, flakeDir, installable } from '../builders/nix.js'
 import { UserError } from '../errors.js'
 import type { Arch } from '../machines/model.js'
 import type { Paths } from '../repo.js'
-import { channelKey, readChannels } from '../store/images.js'
+import { channelKey, readChannels, verifyBaseImage } from '../store/images.js'
 import { importImage } from '../store/import.js'
 import { makeScratch } from '../ops/scratch.js'
 import { step } from '../util/interrupt.js'
 import { timed } from '../util/timing.js'
 import { withUndo } from '../util/undo.js'
+import type { FleetContext } from './context.js'
+import { verifyBoot, type VerifyReport } from './verify-image.js'
 
 export const BUILDERS = ['nix', 'debian'] as const
 export type Builder = (typeof BUILDERS)[number]
@@ -29,6 +33,9 @@ export interface BuildOptions {
   compress: boolean
   /** Debian: bootstrap again instead of reusing the cached tree. */
   refresh: boolean
+  /** Boot the image and move the channel only if it proves the guest contract. */
+  verify: boolean
+  verifyTimeoutS: number
   dryRun: boolean
   log: (line: string) => void
 }
@@ -49,6 +56,8 @@ export interface BuildResult {
   size?: number
   compressed: boolean
   bootstrapCached?: boolean
+  /** The boot verification (absent with --no-verify). */
+  verify?: VerifyReport
   seconds: Record<string, number>
 }
 
@@ -57,7 +66,8 @@ export function buildCacheDir(paths: Paths, env = process.env): string {
   return env.FLEET_CACHE_DIR || join(paths.state, 'cache')
 }
 
-export async function buildImage(paths: Paths, o: BuildOptions): Promise<BuildResult> {
+export async function buildImage(ctx: FleetContext, o: BuildOptions): Promise<BuildResult> {
+  const { paths } = ctx
   // One probe for nix: it picks the default and is the check for an explicit --builder nix.
   const nixPresent = o.builder === 'debian' ? false : await nixAvailable()
   const builder = o.builder ?? (nixPresent ? 'nix' : 'debian')
@@ -83,6 +93,9 @@ export async function buildImage(paths: Paths, o: BuildOptions): Promise<BuildRe
   return withUndo(async (undo) => {
     // The Debian root tree is root-owned: removed with the same privileges that made it.
     undo.add(`build folder ${work}`, scratch.remove)
+    // The image under test and the throwaway domain's disks, where qemu may read them.
+    const vs = o.verify ? await makeScratch(paths, 'verify', { privileged: true, qemu: true }) : undefined
+    if (vs) undo.add(`verification folder ${vs.dir}`, vs.remove)
     let image: string
     let format = 'qcow2'
     let ownScratch = false
@@ -94,14 +107,24 @@ export async function buildImage(paths: Paths, o: BuildOptions): Promise<BuildRe
       image = d.raw
       format = 'raw'
     }
+    const out = join(vs?.dir ?? work, 'image.qcow2')
     if (format !== 'qcow2' || o.compress) {
-      const out = join(work, 'image.qcow2')
       o.log(`convert: ${format} → qcow2${o.compress ? ' (zstd-compressed clusters)' : ''}`)
       await timed(result.seconds, 'convert', () => qemuImg.convert(image, format, out, o.compress ? { compress: 'zstd' } : {}))
       image = out
-      // Our scratch file on the store's filesystem: renamed into the store, not copied. A file
-      // the SUDO-prefixed convert left to root is copied, so the store file is ours to chmod.
-      ownScratch = (await stat(out)).uid === process.getuid?.()
+    } else if (vs) {
+      // The Nix output is booted from a copy of ours: libvirt relabels the disks it boots.
+      await timed(result.seconds, 'copy', () => copyFile(image, out))
+      image = out
+    }
+    // Our scratch file on the store's filesystem: renamed into the store, not copied. A file
+    // the SUDO-prefixed convert left to root is copied, so the store file is ours to chmod.
+    if (image === out) ownScratch = (await stat(out)).uid === process.getuid?.()
+    if (vs) {
+      step('build:verify')
+      // The header checks first: a qcow2 with a backing file must never reach qemu.
+      await verifyBaseImage(image)
+      result.verify = await timed(result.seconds, 'verify', () => verifyBoot(ctx, undo, image, vs.dir, { arch: o.arch, channel: key, timeoutS: o.verifyTimeoutS }))
     }
     o.log('store: verifying (qemu-img check, info) and putting it into the image store')
     step('build:store')
@@ -111,6 +134,7 @@ export async function buildImage(paths: Paths, o: BuildOptions): Promise<BuildRe
       format: stored.info?.format, virtualSize: stored.info?.virtualSize, size: (await stat(stored.path)).size,
     })
     await scratch.remove()
+    await vs?.remove()
     result.seconds.total = Math.round((performance.now() - t0) / 100) / 10
     return result
   })
