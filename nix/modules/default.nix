@@ -10,5 +10,6 @@
     ./users.nix
     ./ssh.nix
     ./firewall.nix
+    ./self-check.nix
   ];
 }

@@ -195,20 +195,20 @@ sync
 
 host="$(val /var/identity/hostname)"
 [ "$host" = none ] || hostname "$host"
-# Port lines: blanks and #-comments skipped; any other line that is not 1-65535 is
+# Port lines: blanks and comments (# to the end of the line) skipped; any other line that is not 1-65535 is
 # skipped and reported (the contract's rule), the rest "opened".
 ports=""
 if [ -f /var/identity/tcp_ports ]; then
-  while IFS= read -r line || [ -n "$line" ]; do
-    line="$(echo "$line" | tr -d ' \t\r')"
-    case "$line" in ''|'#'*) continue ;; esac
+  while IFS= read -r raw || [ -n "$raw" ]; do
+    line="$(echo "${raw%%#*}" | tr -d ' \t\r')"
+    [ -n "$line" ] || continue
     pn="$(echo "$line" | sed 's/^0*//')"   # decimal: leading zeros would read as octal
     case "$line" in
       *[!0-9]*) ok=0 ;;
       *) if [ -n "$pn" ] && [ "${#pn}" -le 5 ] && [ "$pn" -le 65535 ]; then ok=1; else ok=0; fi ;;
     esac
     if [ "$ok" = 1 ]; then ports="${ports:+$ports,}$pn"
-    else echo "fleet-firewall: ignoring '$line' in /var/identity/tcp_ports (not a port 1-65535)"; fi
+    else echo "fleet-firewall: ignoring '$raw' in /var/identity/tcp_ports (not a port 1-65535)"; fi
   done < /var/identity/tcp_ports
 fi
 [ -n "$ports" ] || ports=none
