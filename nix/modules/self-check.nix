@@ -28,7 +28,11 @@ let
     esac
     var=$(blkid -s LABEL -o value "$(findmnt -no SOURCE /var 2>/dev/null)" 2>/dev/null)
     key=$(ssh-keygen -y -f ${dir}/ssh_host_ed25519_key 2>/dev/null | cut -d' ' -f2)
-    echo "FLEET-SELF-CHECK machine-id=''${mid:-none} root=$root var=''${var:-none} hostkey=''${key:-none}"
+    line="FLEET-SELF-CHECK machine-id=''${mid:-none} root=$root var=''${var:-none} hostkey=''${key:-none}"
+    echo "$line"
+    # Straight to the console as well, on a line of its own: journald's copy would carry a
+    # prefix, and a login prompt may be waiting on the console without a newline.
+    printf '\n%s\n' "$line" > /dev/console
   '';
 in
 {
@@ -46,8 +50,8 @@ in
     serviceConfig = {
       Type = "oneshot";
       ExecStart = selfCheck;
-      # The console is where the host reads it (vms/NAME/console.log, the verification's log).
-      StandardOutput = "journal+console";
+      # The script writes the console itself (where the host reads it); the journal keeps a copy.
+      StandardOutput = "journal";
     };
   };
 }

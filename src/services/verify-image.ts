@@ -53,8 +53,10 @@ export class VerificationFailed extends UserError {
   }
 }
 
-const SELF_CHECK = /^FLEET-SELF-CHECK (.*)$/m
-const FATAL = /^FLEET-FATAL (.*)$/m
+// Not anchored at the line start: a unit's copy through journald carries a "[time] unit[pid]: "
+// prefix, and kernel messages may share the console line.
+const SELF_CHECK = /FLEET-SELF-CHECK (machine-id=\S+ root=\S+ var=\S+ hostkey=\S+)/
+const FATAL = /FLEET-FATAL (.*)$/m
 
 /** The fields of a self-check line (`key=value` words). */
 export function parseSelfCheck(line: string): Record<string, string> {
@@ -168,7 +170,7 @@ export async function verifyBoot(ctx: FleetContext, undo: Undo, image: string, d
     const fatal = FATAL.exec(text)
     line = SELF_CHECK.exec(text)?.[0]
     if (line) break
-    if (fatal) failure = `the guest stopped with "${fatal[0]}"`
+    if (fatal) failure = `the guest stopped with "FLEET-FATAL ${fatal[1]!.trim()}"`
     else if (!running) failure = 'the guest powered off without printing a self-check line'
     else if (Date.now() > deadline) failure = `no self-check line within ${o.timeoutS} s`
     if (failure) break

@@ -26,8 +26,8 @@ const run = (args: string[], timeoutMs = 600_000) => fleet({ env }, args, { time
 interface Built { digest: string; seconds: Record<string, number>; bootstrapCached: boolean; size: number; virtualSize: number; verify?: { line: string; seconds: number; virtType: string } }
 // The rebuild skips the boot verification: the first build already proved this builder's image.
 const build = async (verify = true): Promise<Built> => {
-  const r = await run(['build', '--builder', 'debian', '--compress', ...(verify ? [] : ['--no-verify']), '--json'], 1_200_000)
-  expect(r.code, r.stderr.slice(-3000)).toBe(0)
+  const r = await run(['build', '--builder', 'debian', '--compress', ...(verify ? ['--verify-timeout', '600'] : ['--no-verify']), '--json'], 1_200_000)
+  expect(r.code, r.stderr.slice(-3000) + r.stdout).toBe(0)
   return JSON.parse(r.stdout) as Built
 }
 
