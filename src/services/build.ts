@@ -20,6 +20,7 @@ import { step } from '../util/interrupt.js'
 import { timed } from '../util/timing.js'
 import { withUndo } from '../util/undo.js'
 import type { FleetContext } from './context.js'
+import { checkQemuCanReach } from './permissions.js'
 import { verifyBoot, type VerifyReport } from './verify-image.js'
 
 export const BUILDERS = ['nix', 'debian'] as const
@@ -85,6 +86,8 @@ export async function buildImage(ctx: FleetContext, o: BuildOptions): Promise<Bu
     result.bootstrapCached = existsSync(tarball) && !o.refresh
   }
   if (o.dryRun) return result
+  // Before minutes of building: the verification's disks must be reachable by qemu.
+  if (o.verify) await checkQemuCanReach([paths.verify])
 
   // The work folder is a scratch folder: 0700, removed on every path, swept after a kill.
   const scratch = await makeScratch(paths, `build-${builder}`, { privileged: true })

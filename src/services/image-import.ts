@@ -11,6 +11,7 @@ import { importImage, type ImportResult } from '../store/import.js'
 import { step } from '../util/interrupt.js'
 import { withUndo } from '../util/undo.js'
 import type { FleetContext } from './context.js'
+import { checkQemuCanReach } from './permissions.js'
 import { verifyBoot, type VerifyReport } from './verify-image.js'
 
 export interface VerifiedImport extends ImportResult {
@@ -18,6 +19,7 @@ export interface VerifiedImport extends ImportResult {
 }
 
 export async function importVerified(ctx: FleetContext, file: string, channelKey: string, o: { arch: Arch; timeoutS: number }): Promise<VerifiedImport> {
+  await checkQemuCanReach([ctx.paths.verify])
   return withUndo(async (undo) => {
     const vs = await makeScratch(ctx.paths, 'verify', { qemu: true })
     undo.add(`verification folder ${vs.dir}`, vs.remove)

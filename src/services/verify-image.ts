@@ -25,8 +25,11 @@ import type { FleetContext } from './context.js'
 import { checkQemuCanReach, VM_DISK_MODE } from './permissions.js'
 import { createVarDisk } from './var-disk.js'
 
-/** Seconds a guest gets to print its self-check line (a Debian boot under TCG takes ~30-60 s). */
-export const VERIFY_TIMEOUT_S = 300
+/**
+ * Seconds a guest gets to print its self-check line. A Debian boot takes seconds under KVM and
+ * ~1 minute under TCG on an idle host, but was measured at ~5 minutes on a heavily loaded one.
+ */
+export const VERIFY_TIMEOUT_S = 600
 
 export interface VerifyOptions {
   arch: Arch
