@@ -31,9 +31,11 @@
         users = module ./modules/users.nix;
         ssh = module ./modules/ssh.nix;
         firewall = module ./modules/firewall.nix;
+        image = module ./modules/image.nix;
       };
 
-      # mkFleetSystem, mkFleetImage, mkFleetOutputs: for an admin's flake that adds modules.
+      # mkFleetSystem, mkFleetImage, mkFleetOutputs: for an admin's flake that adds modules
+      # and role images (`images = { web = [ ./web.nix ]; }`).
       lib = fleetLib;
     };
 }

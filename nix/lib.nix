@@ -1,106 +1,120 @@
 # Functions for building fleet base images; the flake exports them as `lib`, so an admin's
-# flake (made by `fleet init`, with this folder as its `fleet` input) adds its own modules:
+# flake (made by `fleet init`, with this folder as its `fleet` input) adds its own modules
+# and defines one image per channel (role):
 #
-#   outputs = { fleet, ... }: fleet.lib.mkFleetOutputs { modules = [ ./site.nix ]; };
+#   outputs = { fleet, ... }: fleet.lib.mkFleetOutputs {
+#     modules = [ ./site.nix ];                 # every image
+#     images = {
+#       base = [ ];
+#       web = [ ./web.nix ];                    # fleet build --channel web
+#       db = [ ./db.nix ];                      # fleet build --channel db
+#     };
+#   };
 { nixpkgs, fleetModule }:
 
 let
   inherit (nixpkgs) lib;
 
-  # "x86_64-linux" -> "base-x86_64": the names nixosConfigurations use.
-  configName = system: "base-" + lib.head (lib.splitString "-" system);
+  # The names `fleet build --channel` accepts (src/machines/validate.ts, checkChannel).
+  validImageName = name: builtins.match "[a-z0-9][a-z0-9._-]{0,63}" name != null;
+
+  # ("web", "x86_64-linux") -> "web-x86_64": the names nixosConfigurations use.
+  configName = image: system: "${image}-${lib.head (lib.splitString "-" system)}";
 in
 rec {
   inherit configName;
 
-  # A NixOS system that obeys the guest contract, extended by `modules`.
+  # A NixOS system that obeys the guest contract, extended by `modules`; `image` names the
+  # image (and channel) it is built for.
   mkFleetSystem =
     {
       system,
       modules ? [ ],
+      image ? "base",
       specialArgs ? { },
     }:
     lib.nixosSystem {
       inherit specialArgs;
       modules = [
         fleetModule
-        { nixpkgs.hostPlatform = system; }
+        {
+          nixpkgs.hostPlatform = system;
+          fleet.image.name = image;
+        }
       ]
       ++ modules;
     };
 
-  # The qcow2 base image of such a system: GPT, an ESP with systemd-boot, an ext4 root
-  # labelled fleet.filesystem.rootLabel. The result is $out/nixos.qcow2.
-  # Building runs a VM (KVM makes it fast) of the image's own architecture.
-  mkFleetImage =
-    {
-      nixos,
-      additionalSpace ? "512M",
-    }:
-    let
-      inherit (nixos) config pkgs;
-      # Mount points the read-only root must already have: nothing can create them at boot.
-      mountPoints = map (dir: {
-        source = pkgs.emptyDirectory;
-        target = dir;
-        mode = "755";
-      }) [
-        "/dev"
-        "/proc"
-        "/sys"
-        "/run"
-        "/tmp"
-        "/var"
-        "/home"
-      ];
-    in
-    import "${nixpkgs}/nixos/lib/make-disk-image.nix" {
-      inherit config lib pkgs;
-      name = "fleet-base-image-${pkgs.stdenv.hostPlatform.system}";
-      format = "qcow2";
-      partitionTableType = "efi";
-      installBootLoader = true;
-      label = config.fleet.filesystem.rootLabel;
-      # Sized to the closure; additionalSpace is headroom for what the install step writes
-      # after sizing. qcow2 stores only used clusters, so free space costs little.
-      diskSize = "auto";
-      inherit additionalSpace;
-      # No nix in the guest, so no channel either.
-      copyChannel = false;
-      contents = mountPoints;
-    };
+  # The qcow2 base image of such a system ($out/nixos.qcow2): GPT, an ESP with systemd-boot
+  # and a loader entry, an ext4 root labelled fleet.filesystem.rootLabel. Assembled by
+  # systemd-repart from the closure, without running anything of the system (modules/image.nix).
+  mkFleetImage = { nixos }: nixos.config.system.build.fleetImage;
 
-  # nixosConfigurations, packages and checks for `systems`, as this flake has them.
+  # nixosConfigurations, packages and checks of every image in `images` for `systems`:
+  #   nixosConfigurations.<image>-<cpu>          e.g. web-x86_64
+  #   packages.<system>.<image>-image            what `fleet build --channel <image>` builds
+  #   packages.<system>.default                  base-image (or the first image)
+  #   checks.<system>.<image>-toplevel           for `nix flake check --no-build`
   mkFleetOutputs =
     {
+      # NixOS modules every image gets.
       modules ? [ ],
+      # Image name (= channel) -> the extra NixOS modules of that image.
+      images ? {
+        base = [ ];
+      },
       systems ? [
         "x86_64-linux"
         "aarch64-linux"
       ],
     }:
     let
-      nixosFor = lib.genAttrs systems (system: mkFleetSystem { inherit system modules; });
+      names = lib.attrNames images;
+      badNames = lib.filter (n: !validImageName n) names;
+      checked =
+        if names == [ ] then
+          throw "fleet.lib.mkFleetOutputs: images is empty; define at least one, e.g. images = { base = [ ]; }"
+        else if badNames != [ ] then
+          throw "fleet.lib.mkFleetOutputs: image name(s) ${lib.concatStringsSep ", " badNames} must be channel names (lowercase letters, digits, '.', '_' or '-', starting with a letter or digit)"
+        else
+          images;
+
+      nixosFor = lib.genAttrs systems (
+        system:
+        lib.mapAttrs (
+          image: extra:
+          mkFleetSystem {
+            inherit system image;
+            modules = modules ++ extra;
+          }
+        ) checked
+      );
+      defaultImage = if images ? base then "base" else lib.head names;
     in
     {
       nixosConfigurations = lib.listToAttrs (
-        map (system: lib.nameValuePair (configName system) nixosFor.${system}) systems
+        lib.concatMap (
+          system:
+          lib.mapAttrsToList (image: nixos: lib.nameValuePair (configName image system) nixos) nixosFor.${system}
+        ) systems
       );
 
       packages = lib.genAttrs systems (
         system:
         let
-          image = mkFleetImage { nixos = nixosFor.${system}; };
+          imagesOf = lib.mapAttrs' (
+            image: nixos: lib.nameValuePair "${image}-image" (mkFleetImage { inherit nixos; })
+          ) nixosFor.${system};
         in
-        {
-          base-image = image;
-          default = image;
-        }
+        imagesOf // { default = imagesOf."${defaultImage}-image"; }
       );
 
-      # `nix flake check --no-build` evaluates these: the whole configuration, assertions included.
-      checks = lib.genAttrs systems (system: {
-        toplevel = nixosFor.${system}.config.system.build.toplevel;
-      });
+      # `nix flake check --no-build` evaluates these: each whole configuration, assertions included.
+      checks = lib.genAttrs systems (
+        system:
+        lib.mapAttrs' (
+          image: nixos: lib.nameValuePair "${image}-toplevel" nixos.config.system.build.toplevel
+        ) nixosFor.${system}
+      );
     };
 }

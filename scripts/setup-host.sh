@@ -17,7 +17,7 @@ PACKAGES=(
   e2fsprogs openssh-client                             # mkfs.ext4 -d for /var disks; ssh-keygen, ssh (fleet ssh)
   mmdebstrap                                           # fleet build --builder debian (also needs mtools dosfstools fdisk)
   systemd-boot-efi busybox-static mtools dosfstools fdisk cpio   # the tiny test base image (test/image)
-  nix-bin                                              # nix-instantiate: the flake's .nix files must parse
+  nix-bin xz-utils                                     # nix 2.8: parse and evaluate the flake (test/nix) against the nixpkgs-24.05.tar.xz tree
   tmux                                                 # drives the create-vm prompts through a real terminal in tests
   python3 make g++                                     # node-gyp for the libvirt binding
 )

@@ -1,7 +1,7 @@
 // Typed errors with documented exit codes; the base command maps them to output and exit status.
 
-/** Exit codes (documented in README): 0 ok, 1 unexpected bug, 2 user-fixable, 3 external tool failed, 4 busy/locked. */
-export const ExitCode = { ok: 0, bug: 1, user: 2, tool: 3, busy: 4 } as const
+/** Exit codes (documented in README): 0 ok, 1 unexpected bug, 2 user-fixable, 3 external tool failed (or some VMs of a batch failed), 4 busy/locked, 5 `plan --detailed-exitcode` found changes. */
+export const ExitCode = { ok: 0, bug: 1, user: 2, tool: 3, busy: 4, changes: 5 } as const
 
 /** Something the user can fix: bad input, missing file, name already taken. */
 export class UserError extends Error {

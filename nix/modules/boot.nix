@@ -37,14 +37,10 @@ in
   };
 
   config = {
-    boot.loader.systemd-boot = {
-      enable = true;
-      # No editing the kernel command line from the console of a shared image.
-      editor = false;
-    };
-    # The firmware finds systemd-boot at the removable-media path EFI/BOOT/BOOT*.EFI; the image
-    # is built without access to any NVRAM and every VM gets a fresh one, so never write it.
-    boot.loader.efi.canTouchEfiVariables = false;
+    # systemd-boot, its loader.conf and the one loader entry are put on the ESP by image.nix
+    # when the disk is assembled; no boot loader installer ever runs (it would run
+    # switch-to-configuration and bootctl at build time). Firmware finds systemd-boot at the
+    # removable-media path EFI/BOOT/BOOT*.EFI: every VM gets a fresh NVRAM, nothing writes it.
     # mkDefault: VMs boot unattended, so barely show the menu; an admin may want longer.
     boot.loader.timeout = lib.mkDefault 1;
 

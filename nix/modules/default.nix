@@ -10,6 +10,7 @@
     ./users.nix
     ./ssh.nix
     ./firewall.nix
+    ./image.nix
     ./self-check.nix
   ];
 }

@@ -29,19 +29,22 @@ let
       ]
     }
 
-    # Valid ports of file $1, one per line, sorted and unique, joined with commas.
-    # Blank lines and #-comments are skipped; anything else is reported and skipped.
+    # Valid ports of file $1, one per line, sorted and unique, joined with commas. The rule of
+    # docs/guest-contract.md: blank lines and lines starting with # are skipped silently; any
+    # other line that is not a decimal number from 1 to 65535 is skipped and reported.
     ports() {
       local file=$1 line
       [ -f "$file" ] || return 0
       while IFS= read -r line || [ -n "$line" ]; do
-        line=''${line%%#*}
-        line=''${line//[[:space:]]/}
+        # Surrounding blanks (and a CR of CRLF files) do not make a line bad.
+        line=''${line#"''${line%%[![:space:]]*}"}
+        line=''${line%"''${line##*[![:space:]]}"}
         [ -n "$line" ] || continue
+        [ "''${line:0:1}" != "#" ] || continue
         if [[ $line =~ ^[0-9]{1,5}$ ]] && (( 10#$line >= 1 && 10#$line <= 65535 )); then
           echo $(( 10#$line ))
         else
-          echo "fleet-firewall-ports: ignoring '$line' in $file (not a port number)" >&2
+          echo "fleet-firewall: ignoring '$line' in $file (not a port 1-65535)" >&2
         fi
       done < "$file" | sort -n -u | paste -s -d, -
     }
@@ -91,6 +94,12 @@ in
         tcp dport @fleet-tcp-ports accept comment "fleet identity tcp_ports"
         udp dport @fleet-udp-ports accept comment "fleet identity udp_ports"
       '';
+
+      # Fail closed (docs/guest-contract.md): no network without the firewall's ruleset.
+      systemd.services.systemd-networkd = {
+        requires = [ "nftables.service" ];
+        after = [ "nftables.service" ];
+      };
 
       systemd.services.fleet-firewall-ports = {
         description = "Open the ports listed in ${dir}/tcp_ports and udp_ports";

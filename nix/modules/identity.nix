@@ -6,6 +6,8 @@
 #   resolv.conf -> /etc/resolv.conf
 #   hosts       -> /etc/hosts        (the image's default lines followed by the VM's extra lines)
 # The image itself carries no identity: an empty machine-id, no hostname, no host keys.
+# A /var disk without a usable identity is fatal (docs/guest-contract.md, "Failure rules"):
+# the guest prints one FLEET-FATAL line on the serial console and powers off.
 #
 # Why the initrd and not systemd credentials: `systemd.machine_id=` would have to be on the
 # kernel command line, which lives in the shared, read-only ESP; and SMBIOS/fw_cfg credentials
@@ -27,6 +29,8 @@ let
   mount = "${initrdSystemd.util-linux}/bin/mount";
   # The image's own /etc/hosts (localhost lines and networking.hosts), from the store.
   defaultHosts = config.environment.etc.hosts.source;
+  # How long the initrd waits for the /var disk (filesystem.nix) before the boot is fatal.
+  varTimeout = config.fleet.filesystem.varTimeout;
 in
 {
   options.fleet.identity = {
@@ -70,6 +74,12 @@ in
         text = lib.mkDefault "";
         mode = "0444";
       };
+      # The identity's public host key is bound here (sshd itself reads the private key from
+      # ${dir}, see ssh.nix).
+      "ssh/ssh_host_ed25519_key.pub" = {
+        text = "";
+        mode = "0444";
+      };
       "resolv.conf" = {
         text = "# Replaced at boot by ${dir}/resolv.conf (see fleet-identity.service in the initrd).\n";
         mode = "0444";
@@ -85,7 +95,8 @@ in
 
     boot.initrd.systemd.services.fleet-identity = {
       description = "Bind the VM identity from ${dir} over the /etc placeholders";
-      wantedBy = [ "initrd-fs.target" ];
+      # requiredBy: its failure fails initrd-fs.target, whose OnFailure= is emergency.target.
+      requiredBy = [ "initrd-fs.target" ];
       before = [
         "initrd-fs.target"
         "initrd-nixos-activation.service"
@@ -94,7 +105,8 @@ in
       conflicts = [ "shutdown.target" ];
       unitConfig = {
         DefaultDependencies = false;
-        # /sysroot, /sysroot/var (neededForBoot) and /sysroot/etc (the etc overlay).
+        # /sysroot, /sysroot/var (neededForBoot) and /sysroot/etc (the etc overlay); the binds
+        # made here move with /sysroot when the initrd switches to it.
         RequiresMountsFor = [
           "/sysroot/var"
           "/sysroot/etc"
@@ -107,45 +119,45 @@ in
         StandardOutput = "journal+console";
         StandardError = "journal+console";
       };
-      # Missing or bad identity files are reported and skipped, never fatal: a VM without
-      # identity still boots (with a transient machine-id) and can be inspected.
+      # The failure rules of docs/guest-contract.md: a missing /var/identity, machine-id,
+      # hostname or host key, or a bind that fails, is fatal (the reason goes to
+      # /run/fleet/fatal, the unit fails, initrd-fs.target fails, and fleet-fatal.service
+      # below prints the one FLEET-FATAL line and powers off). resolv.conf and hosts are
+      # optional: missing means empty.
       script = ''
         set -u
         export PATH=/bin
         id=/sysroot${dir}
 
         say() { echo "fleet-identity: $*"; }
+        fatal() {
+          mkdir -p /run/fleet
+          echo "$*" > /run/fleet/fatal
+          say "fatal: $*"
+          exit 1
+        }
         bind_ro() {
-          if ${mount} --bind -o ro "$1" "/sysroot$2"; then
-            say "$2 <- $3"
-          else
-            say "could not bind $3 over $2"
-          fi
+          ${mount} --bind -o ro "$1" "/sysroot$2" || fatal "could not bind $3 over $2"
+          say "$2 <- $3"
         }
 
         # The /var disk layout the contract promises; a fresh disk may lack the folders.
         mkdir -p /sysroot/var/home /sysroot/var/log/journal
 
-        if [ ! -d "$id" ]; then
-          say "no ${dir} on the /var disk: booting with placeholders (transient machine-id, no hostname)"
-          exit 0
-        fi
+        [ -d "$id" ] || fatal "no ${dir} on the /var disk"
 
         machine_id=""
         if [ -f "$id/machine-id" ]; then
           machine_id=$(< "$id/machine-id")
         fi
-        if [[ $machine_id =~ ^[0-9a-f]{32}$ ]]; then
-          bind_ro "$id/machine-id" /etc/machine-id "${dir}/machine-id"
-        else
-          say "${dir}/machine-id missing or not 32 lowercase hex digits: systemd will use a transient id"
-        fi
+        [[ $machine_id =~ ^[0-9a-f]{32}$ ]] || fatal "${dir}/machine-id missing or not 32 lowercase hex digits"
+        [ -s "$id/hostname" ] || fatal "${dir}/hostname missing or empty"
+        [ -s "$id/ssh_host_ed25519_key" ] || fatal "${dir}/ssh_host_ed25519_key missing or empty"
+        [ -s "$id/ssh_host_ed25519_key.pub" ] || fatal "${dir}/ssh_host_ed25519_key.pub missing or empty"
 
-        if [ -s "$id/hostname" ]; then
-          bind_ro "$id/hostname" /etc/hostname "${dir}/hostname"
-        else
-          say "${dir}/hostname missing or empty"
-        fi
+        bind_ro "$id/machine-id" /etc/machine-id "${dir}/machine-id"
+        bind_ro "$id/hostname" /etc/hostname "${dir}/hostname"
+        bind_ro "$id/ssh_host_ed25519_key.pub" /etc/ssh/ssh_host_ed25519_key.pub "${dir}/ssh_host_ed25519_key.pub"
 
         if [ -f "$id/resolv.conf" ]; then
           bind_ro "$id/resolv.conf" /etc/resolv.conf "${dir}/resolv.conf"
@@ -165,15 +177,46 @@ in
         chmod 0444 /run/fleet/hosts
         bind_ro /run/fleet/hosts /etc/hosts "the image's hosts + ${dir}/hosts"
 
-        if [ -f "$id/ssh_host_ed25519_key" ]; then
-          mode=$(stat -c %a "$id/ssh_host_ed25519_key")
-          if [ "$mode" != 600 ]; then
-            say "warning: ${dir}/ssh_host_ed25519_key has mode $mode, sshd ignores host keys not 0600"
-          fi
-        else
-          say "${dir}/ssh_host_ed25519_key missing: sshd will not start"
+        # The homes live on the /var disk (read-write, unlike the binds above).
+        ${mount} --bind /sysroot/var/home /sysroot/home || fatal "could not bind /var/home on /home"
+        say "/home <- /var/home"
+
+        # Not a failure rule (sshd refuses the key, so the self-check reports hostkey=none);
+        # said here because it is the likely reason.
+        mode=$(stat -c %a "$id/ssh_host_ed25519_key")
+        if [ "$mode" != 600 ]; then
+          say "warning: ${dir}/ssh_host_ed25519_key has mode $mode, sshd ignores host keys not 0600"
         fi
         exit 0
+      '';
+    };
+
+    # Fatal failures end here: the initrd's emergency.target starts when initrd-fs.target
+    # (the /var mount, its fsck, fleet-identity) or initrd.target fails. Instead of an
+    # emergency shell (root is locked anyway), print exactly one line and power off.
+    boot.initrd.systemd.services.fleet-fatal = {
+      description = "Report a fatal boot failure on the console and power off";
+      wantedBy = [ "emergency.target" ];
+      before = [ "emergency.service" ];
+      unitConfig.DefaultDependencies = false;
+      serviceConfig = {
+        Type = "oneshot";
+        StandardOutput = "journal+console";
+        StandardError = "journal+console";
+      };
+      script = ''
+        export PATH=/bin
+        reason=$(cat /run/fleet/fatal 2>/dev/null)
+        if [ -z "$reason" ]; then
+          failed=$(systemctl list-units --failed --plain --no-legend | cut -d' ' -f1 | tr '\n' ' ')
+          case "$failed" in
+            *systemd-fsck@*var*) reason="e2fsck could not repair the filesystem labelled ${config.fleet.filesystem.varLabel}" ;;
+            *sysroot-var.mount*) reason="no filesystem labelled ${config.fleet.filesystem.varLabel} could be mounted at /var within ${varTimeout}" ;;
+            *) reason="boot failed in the initrd (failed units: $failed)" ;;
+          esac
+        fi
+        echo "FLEET-FATAL $reason"
+        systemctl --no-block poweroff
       '';
     };
 

@@ -42,6 +42,9 @@ in
     # Fixed uids: homes on the /var disk outlive the image, so ownership must not depend on
     # the order userborn happens to allocate ids in.
     users.users = {
+      # root's home is a read-only directory of the image, made with mode 0755 (image.nix);
+      # the same mode here keeps the boot's tmpfiles rule for homes from trying to chmod it.
+      root.homeMode = "755";
       ${cfg.admin.name} = {
         isNormalUser = true;
         uid = 1000;

@@ -47,12 +47,15 @@ export interface DacLabel {
 
 const virsh = (): string[] => [...words(process.env.VIRSH || 'virsh'), '-c', libvirtUri()]
 
+let capabilities: Promise<Awaited<ReturnType<typeof tryRun>> | undefined> | undefined
+
 /**
  * The uid:gid libvirt's DAC driver runs qemu as (`virsh capabilities`, secmodel dac, baselabel
  * for `virtType`); undefined when the host has no DAC security model or virsh cannot say.
  */
 export async function qemuDacLabel(virtType: 'kvm' | 'qemu' = 'qemu'): Promise<DacLabel | undefined> {
-  const r = await tryRun(virsh(), ['capabilities']).catch(() => undefined)
+  // Asked once per process: a batch (create-vm of several names, apply) makes many VM folders.
+  const r = await (capabilities ??= tryRun(virsh(), ['capabilities']).catch(() => undefined))
   if (!r || r.exitCode !== 0) return undefined
   for (const m of r.stdout.matchAll(/<secmodel>([\s\S]*?)<\/secmodel>/g)) {
     if (!/<model>dac<\/model>/.test(m[1]!)) continue

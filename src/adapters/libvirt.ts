@@ -187,6 +187,41 @@ export async function listDomainNames(): Promise<string[]> {
   return Promise.all(domains.map((d) => call('name', () => d.getName())))
 }
 
+export interface DomainSnapshot {
+  name: string
+  state: DomainStateName
+  /** The persistent definition (what the next boot uses). */
+  xml: string
+  /** The running configuration, for an active domain. */
+  liveXml?: string
+}
+
+/**
+ * Every domain with its state and XML, over the one connection (no process per domain). A domain
+ * undefined while the host is read is left out.
+ */
+export async function listDomains(): Promise<DomainSnapshot[]> {
+  const h = await connect()
+  const domains = await call('list', () => h.connectListAllDomains())
+  const read = await Promise.all(domains.map(async (d): Promise<DomainSnapshot | undefined> => {
+    try {
+      const [name, info, xml] = await Promise.all([d.getName(), d.getInfo(), d.getXMLDesc(VIR_DOMAIN_XML_INACTIVE)])
+      const state = STATE_NAMES[info.state] ?? 'no state'
+      const active = state !== 'shut off' && state !== 'crashed'
+      return { name, state, xml, ...(active ? { liveXml: await d.getXMLDesc(0) } : {}) }
+    } catch (e) {
+      if (isNoDomain(e)) return undefined
+      throw libvirtError('list', e)
+    }
+  }))
+  return read.filter((x): x is DomainSnapshot => Boolean(x))
+}
+
+/** Changes what a running domain does on poweroff/reboot/crash, live and in its definition. */
+export async function setLifecycleAction(name: string, type: 'poweroff' | 'reboot' | 'crash', action: string): Promise<void> {
+  await run(virsh(), ['set-lifecycle-action', name, type, action, '--live', '--config'], { privileged: true })
+}
+
 const virsh = (): string[] => [...words(process.env.VIRSH || 'virsh'), '-c', libvirtUri()]
 
 /** Undefines the domain and removes its NVRAM file (the binding has no flags for that). */

@@ -1,4 +1,4 @@
-// The NixOS base image: `nix build` of the flake's packages.<system>.base-image.
+// The NixOS base images: `nix build` of the flake's packages.<system>.<channel>-image.
 import { existsSync } from 'node:fs'
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -14,14 +14,18 @@ export function flakeDir(paths: Paths): string {
   return existsSync(join(own, 'flake.nix')) ? own : shippedNixDir()
 }
 
-/** `path:` so files git does not track yet are part of the build too. */
-export function installable(dir: string, arch: Arch): string {
-  return `path:${dir}#packages.${arch}-linux.base-image`
+/**
+ * The image of `channel` for `arch`: the flake's lib.mkFleetOutputs makes packages.<system>.<image>-image
+ * for every image it defines (nix/lib.nix), so `--channel web` builds images.web.
+ * `path:` so files git does not track yet are part of the build too.
+ */
+export function installable(dir: string, arch: Arch, channel = 'base'): string {
+  return `path:${dir}#packages.${arch}-linux.${channel}-image`
 }
 
-/** Runs the build; returns the qcow2 inside the output (make-disk-image names it nixos.qcow2). */
-export async function buildWithNix(paths: Paths, arch: Arch, log: (l: string) => void): Promise<string> {
-  const ref = installable(flakeDir(paths), arch)
+/** Runs the build; returns the qcow2 inside the output (nix/modules/image.nix names it nixos.qcow2). */
+export async function buildWithNix(paths: Paths, arch: Arch, channel: string, log: (l: string) => void): Promise<string> {
+  const ref = installable(flakeDir(paths), arch, channel)
   log(`nix build ${ref}`)
   const out = await nixBuild(ref)
   if ((await stat(out).catch(() => undefined))?.isFile()) return out

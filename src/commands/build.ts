@@ -12,7 +12,7 @@ export default class Build extends BaseCommand<typeof Build> {
   static override summary = 'Build the base image and point a channel at it (Nix flake, or Debian without Nix)'
   static override description = `Builders:
 
-nix: nix build of packages.<arch>-linux.base-image from the flake in the repository's nix/ (or the one fleet ships). The default where nix is installed.
+nix: nix build of packages.<arch>-linux.<channel>-image from the flake in the repository's nix/ (or the one fleet ships): the flake defines one image per channel (lib.mkFleetOutputs { images = { base = [ ]; web = [ ./web.nix ]; }; }). The default where nix is installed.
 
 debian: Debian 12 from deb.debian.org with mmdebstrap, plus the guest contract; no Nix needed, but root. The bootstrap is cached in <state>/cache (FLEET_CACHE_DIR), so a rebuild only redoes the customisation and disk assembly; --refresh fetches fresh packages (security updates).
 

@@ -1,10 +1,13 @@
-import { Flags } from '@oclif/core'
-import { vmName } from '../name.js'
+import { Args, Flags } from '@oclif/core'
+import { existsSync } from 'node:fs'
+import { machineDir } from '../machines/repository.js'
+import { vmName, vmNames } from '../name.js'
+import { anyFailed, BATCH_CONCURRENCY, batchExitCode, batchVms, eachVm, type BatchVm } from '../services/batch.js'
 import { BaseCommand } from '../base-command.js'
-import { dryRun, nameArg, virtType } from '../flags.js'
+import { dryRun, virtType } from '../flags.js'
 import { ARCHES, DEFAULTS } from '../machines/model.js'
 import { askNewMachine, canPrompt } from '../prompts/new-machine.js'
-import { createVm, type CreateVmResult } from '../services/create-vm.js'
+import { createVm, type CreateBatch, type CreateVmResult } from '../services/create-vm.js'
 import { specFromFlags } from '../services/new-machine-spec.js'
 
 export default class CreateVm extends BaseCommand<typeof CreateVm> {
@@ -20,13 +23,19 @@ same checks (plus: memory fits this host, the network exists here, no other mach
 A bad value stops the run before anything is written, naming the machine, the field and the value.
 A /var disk that \`fleet destroy-vm\` kept is reused, never overwritten: its data stays and its identity
 is resynced to machines/NAME. A failure or Ctrl-C half way removes everything this run created (never a
-kept /var disk).`
+kept /var disk).
+Several names: nothing is asked. Each existing machines/NAME is used as it is; each missing one is written
+from the flags (which then apply to every new machine; MAC, UUID and SSH port are picked per machine), and
+without --yes the hardware flags must be given, as without a terminal. Each VM is created on its own (its
+own lock and undo); one that fails is reported and the others go on (exit 3).`
   static override examples = [
     '<%= config.bin %> create-vm web1                       # at a terminal: asks for each setting',
     '<%= config.bin %> create-vm web1 --memory 512M --vcpus 1 --var-size 1G --network none --yes',
+    '<%= config.bin %> create-vm web1 web2 web3 --memory 512M --network none --yes   # several, nothing asked',
     '<%= config.bin %> create-vm db1 --memory 2G --vcpus 2 --var-size 20G --network default --tcp-ports 22,5432 --admin-key ~/.ssh/id_ed25519.pub --start',
   ]
-  static override args = { name: nameArg }
+  static override strict = false
+  static override args = { name: Args.string({ description: 'Machine names (folders in machines/); several only without questions', required: true }) }
   static override flags = {
     memory: Flags.string({ description: `Memory, e.g. 512M or 2G; at most what this host has (default ${DEFAULTS.memory})`, helpGroup: 'HARDWARE' }),
     vcpus: Flags.string({ description: `Number of virtual CPUs (default ${DEFAULTS.vcpus})`, helpGroup: 'HARDWARE' }),
@@ -46,16 +55,31 @@ kept /var disk).`
     'dry-run': dryRun,
   }
 
-  async run(): Promise<CreateVmResult> {
+  async run(): Promise<CreateVmResult | { vms: BatchVm[] }> {
+    const { argv } = await this.parse(CreateVm)
     const f = this.flags
+    const names = argv.length === 1 ? [vmName(this.args.name)] : vmNames(argv as string[])
     const given = await specFromFlags(f)
-    const ask = f.yes || !canPrompt() ? undefined : askNewMachine
+    // Questions only for one machine: a batch never waits for a terminal.
+    const ask = f.yes || names.length > 1 || !canPrompt() ? undefined : askNewMachine
     const ctx = await this.context({ virtType: f['virt-type'], dryRun: f['dry-run'] })
-    const r = await createVm(ctx, vmName(this.args.name), { given, yes: f.yes, ask }, { start: f.start })
-    if (!this.jsonEnabled()) {
+    const show = async (r: CreateVmResult) => {
+      if (this.jsonEnabled()) return
       this.log(`${r.dryRun ? 'Would create' : 'Created'} ${r.name} on ${r.baseDigest.slice(0, 12)} (${await ctx.virtType()})${r.started ? ', started' : r.defined ? ', defined' : ''}`)
       this.log(`  definition ${r.machineDir} (${r.definition})\n  boot ${r.boot}\n  /var ${r.var}${r.varReused ? ' (the kept /var disk, reused; identity resynced)' : ''}\n  xml  ${r.xml}`)
     }
-    return r
+    if (names.length === 1) {
+      const r = await createVm(ctx, names[0]!, { given, yes: f.yes, ask }, { start: f.start })
+      await show(r)
+      return r
+    }
+    const batch: CreateBatch = {}
+    // New definitions pick their MAC, UUID and SSH port against the ones written before them: one at a time.
+    const anyNew = names.some((n) => !existsSync(machineDir(ctx.paths, n)))
+    const out = await eachVm(names, (n) => createVm({ ...ctx, log: (l) => ctx.log(`${n}: ${l}`) }, n, { given, yes: f.yes }, { start: f.start }, batch), this.progress, anyNew ? 1 : BATCH_CONCURRENCY)
+    for (const o of out) if (o.result) await show(o.result)
+    else if (!this.jsonEnabled()) this.log(`${o.name}: FAILED: ${o.error}`)
+    if (anyFailed(out)) process.exitCode = batchExitCode(out)
+    return { vms: batchVms(out, (r) => (r.dryRun ? 'would create' : 'created')) }
   }
 }

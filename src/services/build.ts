@@ -78,7 +78,7 @@ export async function buildImage(ctx: FleetContext, o: BuildOptions): Promise<Bu
 
   if (builder === 'nix') {
     if (!nixPresent) throw new UserError(`--builder nix: nix is not installed (looked for "${nixCommand()[0]}")`, NO_NIX_HINT)
-    result.source = installable(flakeDir(paths), o.arch)
+    result.source = installable(flakeDir(paths), o.arch, o.channel)
   } else {
     checkDebianBuildHost(o.arch)
     const tarball = bootstrapTarball(buildCacheDir(paths), bootstrapSpec(o.arch))
@@ -103,7 +103,7 @@ export async function buildImage(ctx: FleetContext, o: BuildOptions): Promise<Bu
     let format = 'qcow2'
     let ownScratch = false
     if (builder === 'nix') {
-      image = await timed(result.seconds, 'nix build', () => buildWithNix(paths, o.arch, o.log))
+      image = await timed(result.seconds, 'nix build', () => buildWithNix(paths, o.arch, o.channel, o.log))
     } else {
       const d = await buildDebianRaw({ arch: o.arch, cacheDir: buildCacheDir(paths), workDir: work, refresh: o.refresh, log: o.log })
       Object.assign(result.seconds, d.seconds)

@@ -4,13 +4,13 @@
 import type { VmName } from '../name.js'
 import { existsSync } from 'node:fs'
 import { chmod, readFile } from 'node:fs/promises'
-import { hostAddresses } from '../adapters/libvirt-host.js'
+import { hostAddresses, type HostAddresses } from '../adapters/libvirt-host.js'
 import { checkQemuCanReach, makeVmDirs, VM_DISK_MODE } from './permissions.js'
 import * as libvirt from '../adapters/libvirt.js'
 import * as qemuImg from '../adapters/qemu-img.js'
 import { UserError } from '../errors.js'
 import { writeNewMachine, type NewMachineSpec } from '../machines/new-machine.js'
-import { checkMachineOnHost, FIELD_FLAGS, validateFields } from '../machines/spec-checks.js'
+import { checkMachineOnHost, FIELD_FLAGS, validateFields, type HostFacts } from '../machines/spec-checks.js'
 import { loadAllMachines, loadMachine, machineDir, readIdentity } from '../machines/repository.js'
 import { vmFiles, type VmFiles } from '../repo.js'
 import { resolveChannel } from '../store/images.js'
@@ -45,14 +45,25 @@ export interface CreateVmResult {
   timings: Record<string, number>
 }
 
-export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineRequest, opts: { start: boolean }): Promise<CreateVmResult> {
+/**
+ * Host facts a batch of creates (create-vm with several names, apply) reads once instead of per
+ * VM: the host's networks, the MACs/UUIDs of its domains, qemu's access to the state directory.
+ * Each create still checks its own VM under its lock.
+ */
+export interface CreateBatch {
+  host?: Promise<HostFacts>
+  addresses?: Promise<HostAddresses>
+  reach?: Promise<void>
+}
+
+export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineRequest, opts: { start: boolean }, batch: CreateBatch = {}): Promise<CreateVmResult> {
   const { paths } = ctx
   const dir = machineDir(paths, name)
   const files = vmFiles(paths, name)
   // What a killed run left of this VM is resolved before anything is looked at.
   await recoverFirst(ctx, [name])
   const isNew = !existsSync(dir)
-  const host = await hostFacts()
+  const host = await (batch.host ??= hostFacts())
   // Bad flags and a broken fleet (any bad machine.json, a shared MAC or UUID) fail before any question.
   const fleet = await loadAllMachines(paths)
   if (isNew) await validateFields(name, req.given, host)
@@ -72,7 +83,7 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
     // Hand-edited identity files get the same checks as the flags that write them, before anything is made.
     existingIdentity = await readIdentity(existing)
     // A definition from git may carry a MAC or UUID another domain on this host already uses.
-    const onHost = await hostAddresses()
+    const onHost = await (batch.addresses ??= hostAddresses())
     const macUser = onHost.macs.get(existing.mac.toLowerCase())
     if (macUser && macUser !== name) throw new UserError(`machine ${name}: MAC ${existing.mac} in machine.json is already used by the libvirt domain ${macUser} on this host`, `Give ${name} another MAC (delete the "mac" line; \`fleet create-vm\` of a new definition picks a random free one).`)
     const uuidUser = onHost.uuids.get(existing.uuid.toLowerCase())
@@ -82,7 +93,7 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
   const image = await resolveChannel(paths, channel, name, arch)
   findFirmware(arch) // fail before touching anything if there is no firmware
   // qemu's user must reach the disks, or the VM would only fail at start with "Permission denied".
-  if (!ctx.dryRun) await checkQemuCanReach([paths.images, paths.vms])
+  if (!ctx.dryRun) await (batch.reach ??= checkQemuCanReach([paths.images, paths.vms]))
   const result: CreateVmResult = {
     name, definition: isNew ? 'created' : 'existing', machineDir: dir, baseDigest: image.digest,
     boot: files.boot, var: files.var, xml: xmlPath(paths, name), defined: false, started: false, varReused: existsSync(files.var), dryRun: ctx.dryRun, timings: {},

@@ -9,7 +9,7 @@ import { fleetId, readFleetId } from '../store/fleet-id.js'
 import { channelKey, overlayBaseDigest, readChannels } from '../store/images.js'
 import { writeFileAtomic } from '../util/fsx.js'
 import { buildDomain } from '../xml/build-domain.js'
-import type { LifecycleAction, UserNetBackend, VirtType } from '../xml/domain.js'
+import type { Domain, LifecycleAction, UserNetBackend, VirtType } from '../xml/domain.js'
 import { resolveUserNet } from '../user-net.js'
 import type { FleetContext } from './context.js'
 import { serializeDomain } from '../xml/serialize.js'
@@ -35,7 +35,11 @@ export interface XmlSettings {
 }
 
 export function renderXml(paths: Paths, m: Machine, s: XmlSettings): string {
-  return serializeDomain(buildDomain(m, {
+  return serializeDomain(renderDomain(paths, m, s))
+}
+
+export function renderDomain(paths: Paths, m: Machine, s: XmlSettings): Domain {
+  return buildDomain(m, {
     virtType: s.virtType,
     onReboot: s.onReboot,
     userNet: s.userNet,
@@ -43,7 +47,7 @@ export function renderXml(paths: Paths, m: Machine, s: XmlSettings): string {
     files: vmFiles(paths, m.name),
     baseDigest: s.baseDigest,
     fleetId: s.fleetId,
-  }))
+  })
 }
 
 /** Stands in for the fleet id in a dry run on a state directory that has none yet (a dry run writes nothing). */
@@ -54,10 +58,15 @@ export const FLEET_ID_PENDING = 'made-on-first-define'
  * carrying this state directory's fleet id (made on first use, except in a dry run).
  */
 export async function machineXml(ctx: FleetContext, m: Machine, baseDigest: string): Promise<string> {
+  return serializeDomain(await machineDomain(ctx, m, baseDigest))
+}
+
+/** The domain model machineXml serialises (plan compares it with what libvirt holds). */
+export async function machineDomain(ctx: FleetContext, m: Machine, baseDigest: string): Promise<Domain> {
   const virtType = await ctx.virtType()
   const userNet = m.network === 'user' ? await resolveUserNet(virtType, m.arch) : 'slirp'
   const id = ctx.dryRun ? ((await readFleetId(ctx.paths)) ?? FLEET_ID_PENDING) : await fleetId(ctx.paths)
-  return renderXml(ctx.paths, m, { virtType, onReboot: ctx.onReboot, userNet, baseDigest, fleetId: id })
+  return renderDomain(ctx.paths, m, { virtType, onReboot: ctx.onReboot, userNet, baseDigest, fleetId: id })
 }
 
 export interface XmlWrite {

@@ -19,13 +19,22 @@ result
 `
 
 const FLAKE = `{
-  description = "Base image of this fleet";
-  # The modules fleet ships; add your own NixOS modules in ./modules and list them below.
+  description = "Base images of this fleet";
+  # The flake fleet ships (its modules implement the guest contract); see fleet/README.md.
   inputs.fleet.url = "path:./fleet";
-  outputs = { self, fleet, ... }: {
-    nixosConfigurations = fleet.nixosConfigurations;
-    packages = fleet.packages;
-  };
+  outputs = { self, fleet, ... }:
+    fleet.lib.mkFleetOutputs {
+      # NixOS modules every image gets, e.g. ./site.nix.
+      modules = [ ];
+      # One image per channel: "fleet build --channel NAME" builds images.NAME, and every
+      # machine boots the image of the channel its spec names ("base": "base" by default).
+      # Role images add their own modules, for example:
+      #   web = [ ./web.nix ];
+      #   db = [ ./db.nix ];
+      images = {
+        base = [ ];
+      };
+    };
 }
 `
 

@@ -10,7 +10,9 @@ import { loadMachine } from '../machines/repository.js'
 import { vmFiles, type Paths } from '../repo.js'
 import { recoverFirst, withVms } from '../ops/vm-op.js'
 import type { FleetContext } from './context.js'
-import { currentBaseDigest, machineXml, writeXml } from './domain-xml.js'
+import { currentBaseDigest, machineDomain, machineXml, writeXml } from './domain-xml.js'
+import { diffDomain, LIFECYCLE_FIELDS } from '../xml/diff-domain.js'
+import { parseDomainModel } from '../xml/parse-domain.js'
 import { assertOwned } from './ownership.js'
 
 /** --adopt: act on a libvirt domain of that name even if this fleet does not own it (see ownership.ts); default ctx.adopt. */
@@ -52,6 +54,49 @@ async function defineLocked(ctx: FleetContext, name: VmName, opts: AdoptOption):
   const w = await writeXml(ctx.paths, name, xml, ctx.dryRun)
   if (!ctx.dryRun) await libvirt.defineXml(xml)
   return { name, xml: w.file, xmlChanged: w.changed, defined: !ctx.dryRun }
+}
+
+export interface RedefineResult {
+  name: string
+  defined: boolean
+  /** Changes libvirt applied to the running domain without a restart. */
+  appliedLive: string[]
+  restarted: boolean
+  /** The running domain still runs its old configuration (--no-restart). */
+  restartPending: boolean
+}
+
+/**
+ * Redefines the domain from machines/NAME (disks untouched) and brings a running domain to it:
+ * lifecycle actions are changed live, anything else that differs from its running configuration
+ * is applied by a graceful restart — or, with `restart: false`, left for the next one. A change
+ * libvirt applies live never restarts anything.
+ */
+export async function redefineVm(ctx: FleetContext, name: VmName, opts: { restart: boolean; timeoutS: number; force: boolean }): Promise<RedefineResult> {
+  return locked(ctx, name, async () => {
+    const d = await defineLocked(ctx, name, {})
+    const r: RedefineResult = { name, defined: d.defined, appliedLive: [], restarted: false, restartPending: false }
+    const liveXml = ctx.dryRun ? undefined : await libvirt.domainXml(name)
+    if (!liveXml || !(await libvirt.isActive(name))) return r
+    const m = await loadMachine(ctx.paths, name)
+    const drift = diffDomain(await machineDomain(ctx, m, await currentBaseDigest(ctx.paths, m)), parseDomainModel(liveXml))
+    for (const c of drift) {
+      if (!(c.field in LIFECYCLE_FIELDS)) continue
+      ctx.log(`${name}: ${c.field} ${c.from} → ${c.to} (live)`)
+      await libvirt.setLifecycleAction(name, LIFECYCLE_FIELDS[c.field as keyof typeof LIFECYCLE_FIELDS], c.to)
+      r.appliedLive.push(c.field)
+    }
+    if (!drift.some((c) => c.apply === 'restart')) return r
+    if (!opts.restart) {
+      r.restartPending = true
+      return r
+    }
+    ctx.log(`${name}: restarting for ${drift.filter((c) => c.apply === 'restart').map((c) => c.field).join(', ')}`)
+    await stopLocked(ctx, name, { timeoutS: opts.timeoutS, force: opts.force })
+    await startVm(ctx, name)
+    r.restarted = true
+    return r
+  })
 }
 
 export interface StateChange {

@@ -196,6 +196,7 @@ async function doUpgrade(ctx: FleetContext, plans: Planned[], opts: { timeoutS: 
         await p.intent.phase('stopping', { stopRequestedAt: Date.now(), stopTimeoutS: opts.timeoutS })
         ctx.log(`Shutting down ${p.plan.name} (ACPI, up to ${opts.timeoutS}s)`)
         await libvirt.shutdown(p.plan.name)
+        step('upgrade:stop-requested')
       }
     }
     await Promise.all(live().map(async (p) => {

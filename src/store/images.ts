@@ -1,7 +1,7 @@
 // The image store: images/<sha256>.qcow2, read-only and never overwritten, plus channels
 // (images/channels.json) that point at one digest each and remember the ones before.
 import { existsSync } from 'node:fs'
-import { chmod, mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
+import { chmod, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import * as qemuImg from '../adapters/qemu-img.js'
 import { UserError } from '../errors.js'
@@ -74,8 +74,10 @@ export async function resolveChannel(paths: Paths, channel: string, forMachine?:
   const p = imagePath(paths, c.digest)
   if (!existsSync(p)) throw new UserError(`${who}channel "${channel}" points at ${c.digest}, but ${p} is missing`)
   const st = await stat(p)
-  const inf = await qemuImg.info(p)
-  return { digest: c.digest, path: p, size: st.size, virtualSize: inf.virtualSize }
+  // From the header fleet verified on import: no qemu-img per VM when a batch creates many.
+  const head = await readHeader(p)
+  const virtualSize = head.length >= 32 && head.readUInt32BE(0) === 0x514649fb ? Number(head.readBigUInt64BE(24)) : (await qemuImg.info(p)).virtualSize
+  return { digest: c.digest, path: p, size: st.size, virtualSize }
 }
 
 /**
@@ -113,8 +115,31 @@ export async function verifyBaseImage(file: string, shownAs = file): Promise<qem
 
 /** The store digest an overlay is backed by (from its real backing file), if it is a store image. */
 export async function overlayBaseDigest(paths: Paths, overlay: string): Promise<string | undefined> {
-  const inf = await qemuImg.info(overlay)
-  return (inf.backingFilename && digestOfPath(paths, inf.backingFilename)) || undefined
+  const backing = await overlayBackingFile(overlay)
+  return (backing && digestOfPath(paths, backing)) || undefined
+}
+
+/**
+ * The backing file name an overlay records, read from its qcow2 header in-process: `fleet list`
+ * and `fleet plan` read every VM's overlay and must not start a qemu-img per VM. A header fleet
+ * cannot parse is left to qemu-img.
+ */
+export async function overlayBackingFile(overlay: string): Promise<string | undefined> {
+  const h = parseQcow2Header(await readHeader(overlay))
+  if (typeof h !== 'string') return h.backingFile
+  return (await qemuImg.info(overlay)).backingFilename
+}
+
+/** The first 64 KiB of an image fleet made or verified (the header and the backing name live there). */
+async function readHeader(file: string): Promise<Buffer> {
+  const fh = await open(file, 'r')
+  try {
+    const buf = Buffer.alloc(64 * 1024)
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0)
+    return buf.subarray(0, bytesRead)
+  } finally {
+    await fh.close()
+  }
 }
 
 /** Every stored image with its size. */

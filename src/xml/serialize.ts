@@ -136,7 +136,7 @@ export interface DomainSummary {
 }
 
 /** fleet's <machine> element under <metadata>, found by namespace URI whatever prefix it was given. */
-function fleetElement(metadata: Node | undefined): Node | undefined {
+export function fleetElement(metadata: Node | undefined): Node | undefined {
   if (!metadata || typeof metadata !== 'object') return undefined
   for (const [key, value] of Object.entries(metadata)) {
     const [prefix, local] = key.includes(':') ? key.split(':', 2) : [undefined, key]

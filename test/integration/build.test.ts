@@ -79,6 +79,16 @@ describe('fleet build --builder nix (fake nix)', () => {
     expect(channels().base!.digest).toBe(x86)
   })
 
+  it('--channel web builds the flake\'s web image and moves only that channel', async () => {
+    const base = channels().base!.digest
+    const r = await build(['--builder', 'nix', '--channel', 'web', '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    const out = JSON.parse(r.stdout) as BuildJson
+    expect(readFileSync(env.FAKE_NIX_LOG!, 'utf8')).toMatch(/#packages\.x86_64-linux\.web-image$/m)
+    expect(channels().web!.digest).toBe(out.digest)
+    expect(channels().base!.digest).toBe(base)
+  })
+
   it('picks the nix builder by default when nix is installed, and --dry-run builds and changes nothing', async () => {
     const files = storeFiles()
     const before = JSON.stringify(channels())

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, appendFileSync, write
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { blankImage, fleet, fleetJson, ROOT, sandbox, virsh } from '../helpers/fleet.js'
+import { blankImage, fleet, FLEET, fleetJson, ROOT, sandbox, virsh } from '../helpers/fleet.js'
 import { fleetKilled, orphans, sha256 } from '../helpers/faults.js'
 import { libvirtMissing } from '../helpers/libvirt-required.js'
 import { readVarDisks } from '../helpers/var-disk.js'
@@ -192,6 +192,29 @@ describe.skipIf(libvirtMissing)('fault injection: kill -9 at every step, then th
         await check(`killed after ${ms} ms`)
       }
     }, 300_000)
+
+    it('killed right after the shutdown request, the stop landing while the next run recovers: the VM that ran runs afterwards', async () => {
+      await flip()
+      const k = await fleetKilled(sb, ['upgrade', u1, u2, '--force', '--timeout', '30'], { env: { FLEET_TEST_KILL_AT: 'upgrade:stop-requested' } })
+      expect(k.signal, k.stderr).toBe('SIGKILL')
+      // What a guest acting on the ACPI request late (or a destroy libvirtd was still carrying out)
+      // does: the VM goes off after the next run has looked at it and found it running.
+      const next = execa(FLEET, UP, { env: sb.env, reject: false, stdin: 'ignore', timeout: 120_000 })
+      let err = ''
+      const waiting = new RegExp(`machine ${u1}: the interrupted upgrade asked it to shut down; waiting`)
+      await new Promise<void>((res, rej) => {
+        const t = setTimeout(() => rej(new Error(`the recovery never waited for the stop in flight:\n${err}`)), 60_000)
+        next.stderr!.on('data', (b: Buffer) => {
+          err += String(b)
+          if (waiting.test(err)) { clearTimeout(t); res() }
+        })
+      })
+      expect((await virsh(['destroy', u1])).code).toBe(0)
+      const r = await next
+      expect(r.exitCode, String(r.stderr)).toBe(0)
+      expect(String(r.stderr)).toMatch(/rolled back the interrupted upgrade: .*restarted/)
+      await check('stop landed during recovery')
+    }, 180_000)
 
     it('killed at the identity resync (and inside the appliance run): rolled forward, identity new, /home kept', async () => {
       for (const [i, how] of [{ env: { FLEET_TEST_KILL_AT: 'upgrade:identity' } }, { killAfterMs: 12_000 }].entries()) {

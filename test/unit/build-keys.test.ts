@@ -16,6 +16,8 @@ describe('channels per architecture', () => {
 describe('builder inputs', () => {
   it('names the flake output of the requested system, as a path: flake', () => {
     expect(installable('/srv/fleet/nix', 'aarch64')).toBe('path:/srv/fleet/nix#packages.aarch64-linux.base-image')
+    // One image per channel (nix/lib.nix mkFleetOutputs: packages.<system>.<image>-image).
+    expect(installable('/srv/fleet/nix', 'x86_64', 'web')).toBe('path:/srv/fleet/nix#packages.x86_64-linux.web-image')
   })
 
   it('caches a bootstrap per suite, arch, mirror and package list', () => {
