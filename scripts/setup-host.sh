@@ -15,10 +15,13 @@ PACKAGES=(
   libvirt-daemon-system libvirt-clients libvirt-dev    # libvirtd, virsh, virt-xml-validate, headers for the binding
   libguestfs-tools linux-image-amd64                   # guestfish and the kernel its appliance (and the test image) boots
   e2fsprogs openssh-client                             # mkfs.ext4 -d for /var disks; ssh-keygen, ssh (fleet ssh)
+  age                                                  # machine secrets (host keys) encrypted in git to the admins' keys
+  qemu-system-common fuse3                             # qemu-storage-daemon's FUSE export: identity sync without the appliance
   mmdebstrap                                           # fleet build --builder debian (also needs mtools dosfstools fdisk)
   systemd-boot-efi busybox-static mtools dosfstools fdisk cpio   # the tiny test base image (test/image)
   nix-bin xz-utils                                     # nix 2.8: parse and evaluate the flake (test/nix) against the nixpkgs-24.05.tar.xz tree
   tmux                                                 # drives the create-vm prompts through a real terminal in tests
+  strace                                               # tests: kills debugfs at a chosen block write (a crash mid-write)
   python3 make g++                                     # node-gyp for the libvirt binding
 )
 

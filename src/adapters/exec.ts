@@ -1,16 +1,24 @@
 // The only module that starts processes. Every host command goes through here, as an argument
 // array, prefixed (for privileged tools) with SUDO.
-import { execa, type Options } from 'execa'
+import type { Options } from 'execa'
 import { createInterface } from 'node:readline'
 import { ToolError, UserError } from '../errors.js'
 import { words, type Env } from '../util/env.js'
 import { childCancelSignal, interruptedError } from '../util/interrupt.js'
+
+// execa (and its dependencies) load on the first tool run: commands that run no tool, and
+// `fleet --help`, start faster without them.
+let execaModule: Promise<typeof import('execa')> | undefined
+const loadExeca = async () => (await (execaModule ??= import('execa'))).execa
 
 export interface RunOptions {
   env?: Record<string, string>
   input?: string | Buffer
   /** Stream the tool's stderr to ours (long builds). */
   inheritStderr?: boolean
+  /** The tool's stderr / stdout as it comes (progress of long builds and copies); still collected. */
+  onStderr?: (chunk: string) => void
+  onStdout?: (chunk: string) => void
   /** Prefix with SUDO (tools that touch root-owned files). */
   privileged?: boolean
   timeoutMs?: number
@@ -72,7 +80,11 @@ export async function tryRun(cmd: string[], args: string[], opts: RunOptions = {
     // Ctrl-C / SIGTERM stop the running child; the step then fails and its undo runs.
     cancelSignal: opts.uncancellable ? undefined : childCancelSignal(),
   }
-  const r = await execa(file, rest, options)
+  const execa = await loadExeca()
+  const child = execa(file, rest, options)
+  if (opts.onStderr) child.stderr?.on('data', (d: Buffer | string) => opts.onStderr!(String(d)))
+  if (opts.onStdout) child.stdout?.on('data', (d: Buffer | string) => opts.onStdout!(String(d)))
+  const r = await child
   if (r.isCanceled) throw interruptedError()
   if (r.failed && r.exitCode === undefined) {
     // Not started at all (ENOENT) or killed by timeout.
@@ -86,6 +98,7 @@ export async function tryRun(cmd: string[], args: string[], opts: RunOptions = {
 export async function runInteractive(cmd: string[], args: string[]): Promise<number> {
   const [file, ...rest] = commandLine([...cmd, ...args])
   if (!file) return 1
+  const execa = await loadExeca()
   const r = await execa(file, rest, { stdio: 'inherit', reject: false })
   return r.exitCode ?? 1
 }
@@ -116,9 +129,10 @@ export interface Session {
   end(): Promise<{ exitCode?: number; error?: string }>
 }
 
-export function startSession(cmd: string[], args: string[], opts: { env?: Record<string, string>; privileged?: boolean } = {}): Session {
+export async function startSession(cmd: string[], args: string[], opts: { env?: Record<string, string>; privileged?: boolean } = {}): Promise<Session> {
   const [file, ...rest] = commandLine([...cmd, ...args], opts.privileged)
   if (!file) throw new Error('startSession: empty command')
+  const execa = await loadExeca()
   const child = execa(file, rest, { env: opts.env, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', reject: false, buffer: false, encoding: 'utf8', detached: true })
   let errText = ''
   child.stderr?.setEncoding('utf8')

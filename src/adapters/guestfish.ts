@@ -64,7 +64,7 @@ export class GuestfishSession {
   /** Starts guestfish on `disks` (disk i is deviceOf(i)) and launches the appliance. */
   static async open(disks: string[]): Promise<GuestfishSession> {
     const argv = ['--rw', '--format=qcow2', ...disks.flatMap((file) => ['-a', file])]
-    const g = new GuestfishSession(startSession(guestfish(), argv, { env: gfEnv(), privileged: true }), argv)
+    const g = new GuestfishSession(await startSession(guestfish(), argv, { env: gfEnv(), privileged: true }), argv)
     await g.call('run')
     return g
   }

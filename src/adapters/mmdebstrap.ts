@@ -10,11 +10,11 @@ export interface BootstrapSpec {
   packages: string[]
 }
 
-/** Bootstraps into `tarball`; mmdebstrap's own progress goes to our stderr. */
-export async function bootstrap(spec: BootstrapSpec, tarball: string): Promise<void> {
+/** Bootstraps into `tarball`; mmdebstrap's own progress goes to `onOutput` as it comes. */
+export async function bootstrap(spec: BootstrapSpec, tarball: string, onOutput: (chunk: string) => void): Promise<void> {
   await run(
     ['mmdebstrap'],
     [`--variant=${spec.variant}`, `--architectures=${spec.arch}`, `--include=${spec.packages.join(',')}`, '--mode=root', spec.suite, tarball, spec.mirror],
-    { inheritStderr: true, privileged: true },
+    { onStderr: onOutput, privileged: true },
   )
 }

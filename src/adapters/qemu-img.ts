@@ -44,9 +44,16 @@ export async function createQcow2(file: string, sizeBytes: number): Promise<void
   await run(qemuImg(), ['create', '-q', '-f', 'qcow2', file, String(sizeBytes)], { privileged: true })
 }
 
-export async function convert(src: string, srcFormat: string, dst: string, opts: { compress?: 'zstd' } = {}): Promise<void> {
+/** qemu-img convert; with `onPercent`, its own progress (-p: "(42.00/100%)") is passed on as it comes. */
+export async function convert(src: string, srcFormat: string, dst: string, opts: { compress?: 'zstd'; onPercent?: (p: number) => void } = {}): Promise<void> {
   const extra = opts.compress ? ['-c', '-o', `compression_type=${opts.compress}`] : []
-  await run(qemuImg(), ['convert', '-q', '-f', srcFormat, '-O', 'qcow2', ...extra, src, dst], { privileged: true })
+  const onPercent = opts.onPercent
+  const onStdout = onPercent ? (chunk: string) => {
+    const all = [...chunk.matchAll(/\((\d+(?:\.\d+)?)\/100%\)/g)]
+    const last = all.at(-1)
+    if (last) onPercent(Number(last[1]))
+  } : undefined
+  await run(qemuImg(), ['convert', onPercent ? '-p' : '-q', '-f', srcFormat, '-O', 'qcow2', ...extra, src, dst], { privileged: true, onStdout })
 }
 
 /** Info of one image; `-U` so it also works while a VM holds the image lock. */
@@ -96,4 +103,21 @@ export async function isLocked(file: string): Promise<boolean> {
   if (r.exitCode === 0) return false
   if (HELD.test(r.stderr)) return true
   throw new ToolError(qemuImg().join(' '), args, r.exitCode, r.stderr || r.stdout)
+}
+
+/** Names of the internal snapshots of a qcow2 (`-U`: also while a VM holds it). */
+export async function snapshots(file: string): Promise<string[]> {
+  const r = await run(qemuImg(), ['info', '-U', '--output=json', file])
+  return ((JSON.parse(r.stdout) as { snapshots?: { name: string }[] }).snapshots ?? []).map((s) => s.name)
+}
+
+/** Creates (-c), reverts the image to (-a) or deletes (-d) an internal snapshot; needs the write lock. */
+export async function snapshot(op: 'create' | 'apply' | 'delete', file: string, name: string): Promise<void> {
+  const flag = { create: '-c', apply: '-a', delete: '-d' }[op]
+  await run(qemuImg(), ['snapshot', '-q', flag, name, file], { privileged: true })
+}
+
+/** The first `bytes` of the image's content, as the guest sees them (qemu-img dd into `out`). */
+export async function readHead(file: string, bytes: number, out: string): Promise<void> {
+  await run(qemuImg(), ['dd', '-U', '-f', 'qcow2', '-O', 'raw', `if=${file}`, `of=${out}`, `bs=${bytes}`, 'count=1'], { privileged: true })
 }

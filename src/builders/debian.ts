@@ -1,6 +1,7 @@
 // The Debian base image: mmdebstrap root (cached between builds) + fleet's guest-contract files
 // + a chroot step that adds accounts and rebuilds the initramfs, assembled into a GPT disk
 // (EFI partition with systemd-boot, read-only ext4 root) without loop devices or mounts.
+import { lineSplitter, task, type Log } from '../util/progress.js'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
@@ -53,7 +54,7 @@ export interface DebianBuildOptions {
   /** Bootstrap again even if a cached tree exists (e.g. for security updates). */
   refresh: boolean
   mirror?: string
-  log: (line: string) => void
+  log: Log
 }
 
 export interface DebianBuildResult {
@@ -91,10 +92,10 @@ async function ensureBootstrap(o: DebianBuildOptions, spec: BootstrapSpec): Prom
   const cached = existsSync(tarball) && !o.refresh
   if (!cached) {
     await mkdir(o.cacheDir, { recursive: true, mode: 0o755 })
-    o.log(`bootstrap: Debian ${spec.suite} ${spec.arch} from ${spec.mirror} (${spec.packages.length} packages plus their dependencies)`)
     // Made inside the build folder, so an interrupted bootstrap is removed with it.
     const tmp = join(o.workDir, 'bootstrap.tar')
-    await bootstrap(spec, tmp)
+    await task(o.log, `bootstrap: Debian ${spec.suite} ${spec.arch} from ${spec.mirror} (${spec.packages.length} packages plus their dependencies)`,
+      (t) => bootstrap(spec, tmp, lineSplitter(t.output)))
     await rename(tmp, tarball)
     // Older bootstraps of this suite and architecture are superseded.
     const prefix = `debian-${spec.suite}-${spec.arch}-`
@@ -126,16 +127,14 @@ export async function buildDebianRaw(o: DebianBuildOptions): Promise<DebianBuild
 
   const root = join(o.workDir, 'root')
   await mkdir(root, { mode: 0o755 })
-  await timed(seconds, 'customize', async () => {
-    o.log('customize: unpacking the bootstrap, adding the guest contract, rebuilding the initramfs')
+  await timed(seconds, 'customize', () => task(o.log, 'customize: unpacking the bootstrap, adding the guest contract, rebuilding the initramfs', async (t) => {
     await run(['tar'], ['-x', '-f', boot.tarball, '--numeric-owner', '--xattrs', '--xattrs-include=*', '-C', root], { privileged: true })
     await run(['cp'], ['-r', '-T', '--preserve=mode', overlayDir(), root], { privileged: true })
-    await run(['chroot'], [root, '/bin/sh', '/usr/lib/fleet/customize'], { privileged: true, inheritStderr: true })
-  })
+    await run(['chroot'], [root, '/bin/sh', '/usr/lib/fleet/customize'], { privileged: true, onStderr: lineSplitter(t.output) })
+  }))
 
   const raw = join(o.workDir, 'disk.raw')
-  const rootMiB = await timed(seconds, 'assemble', async () => {
-    o.log('assemble: GPT disk with an EFI partition (systemd-boot) and a read-only ext4 root')
+  const rootMiB = await timed(seconds, 'assemble', () => task(o.log, 'assemble: GPT disk with an EFI partition (systemd-boot) and a read-only ext4 root', async () => {
     const bootFiles = await readdir(join(root, 'boot'))
     const kernel = newest(bootFiles, 'vmlinuz-')
     const initrd = kernel && `initrd.img-${kernel.slice('vmlinuz-'.length)}`
@@ -181,6 +180,6 @@ export async function buildDebianRaw(o: DebianBuildOptions): Promise<DebianBuild
     await disk.fatCopy(raw, espStart, esp)
     await disk.mkfsExt4At(raw, rootStart, rootSize, ROOT_LABEL, root, { journal: false })
     return rootSize
-  })
+  }))
   return { raw, bootstrap: boot, rootMiB, seconds }
 }

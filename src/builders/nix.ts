@@ -1,4 +1,5 @@
 // The NixOS base images: `nix build` of the flake's packages.<system>.<channel>-image.
+import { lineSplitter, task, type Log } from '../util/progress.js'
 import { existsSync } from 'node:fs'
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -24,10 +25,9 @@ export function installable(dir: string, arch: Arch, channel = 'base'): string {
 }
 
 /** Runs the build; returns the qcow2 inside the output (nix/modules/image.nix names it nixos.qcow2). */
-export async function buildWithNix(paths: Paths, arch: Arch, channel: string, log: (l: string) => void): Promise<string> {
+export async function buildWithNix(paths: Paths, arch: Arch, channel: string, log: Log): Promise<string> {
   const ref = installable(flakeDir(paths), arch, channel)
-  log(`nix build ${ref}`)
-  const out = await nixBuild(ref)
+  const out = await task(log, `nix build ${ref}`, (t) => nixBuild(ref, lineSplitter(t.output)))
   if ((await stat(out).catch(() => undefined))?.isFile()) return out
   const qcow2 = existsSync(out) ? (await readdir(out)).filter((f) => f.endsWith('.qcow2')).sort() : []
   if (qcow2.length !== 1) {

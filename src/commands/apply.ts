@@ -1,8 +1,9 @@
-import { Args, Flags } from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import { confirm } from '@inquirer/prompts'
 import { BaseCommand } from '../base-command.js'
 import { ExitCode } from '../errors.js'
-import { dryRun, timeout, virtType } from '../flags.js'
+import { dryRun, identity, timeout, virtType } from '../flags.js'
 import { applyFailed, applyFleet, type ApplyResult } from '../services/apply.js'
 import { renderPlan } from '../render-plan.js'
 
@@ -27,13 +28,14 @@ Each VM's outcome is listed; the exit status is 3 when any VM failed.`
     force: Flags.boolean({ description: 'Power off VMs that do not shut down within --timeout (restart, upgrade, orphan)' }),
     timeout,
     'virt-type': virtType,
+    identity,
     'dry-run': dryRun,
   }
 
   async run(): Promise<ApplyResult> {
     const { argv } = await this.parse(Apply)
     const f = this.flags
-    const ctx = this.context({ virtType: f['virt-type'], dryRun: f['dry-run'] })
+    const ctx = this.context({ virtType: f['virt-type'], dryRun: f['dry-run'], identity: f.identity })
     const r = await applyFleet(ctx, argv as string[], {
       confirm: async (orphans) => {
         if (f.yes) return true

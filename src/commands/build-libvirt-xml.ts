@@ -1,4 +1,4 @@
-import { Args } from '@oclif/core'
+import * as Args from '@oclif/core/args'
 import { BaseCommand } from '../base-command.js'
 import { dryRun, virtType } from '../flags.js'
 import { listMachineNames, loadMachine } from '../machines/repository.js'
@@ -6,6 +6,11 @@ import { currentBaseDigest, machineXml, writeXml, type XmlWrite } from '../servi
 
 export default class BuildLibvirtXml extends BaseCommand<typeof BuildLibvirtXml> {
   static override summary = 'Write libvirt/NAME.xml for the named machines (all if none); needs no libvirt connection'
+  static override examples = [
+    '<%= config.bin %> build-libvirt-xml',
+    '<%= config.bin %> build-libvirt-xml web1 db1',
+    '<%= config.bin %> build-libvirt-xml && git diff libvirt/',
+  ]
   static override strict = false
   static override args = { names: Args.string({ description: 'Machine names' }) }
   static override flags = { 'virt-type': virtType, 'dry-run': dryRun }

@@ -1,6 +1,6 @@
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import { BaseCommand } from '../base-command.js'
-import { dryRun, virtType } from '../flags.js'
+import { channel, dryRun, virtType } from '../flags.js'
 import { ARCHES, hostArch, type Arch } from '../machines/model.js'
 import { checkChannel } from '../machines/validate.js'
 import { BUILDERS, buildImage, type Builder, type BuildResult } from '../services/build.js'
@@ -28,7 +28,7 @@ The image is stored read-only under its sha256 in <state>/images, and the channe
   static override flags = {
     builder: Flags.string({ description: 'How to build (default: nix if installed, else debian)', options: [...BUILDERS] }),
     arch: Flags.string({ description: 'Guest architecture (default: this host\'s)', options: [...ARCHES] }),
-    channel: Flags.string({ description: 'Channel to point at the new image', default: 'base' }),
+    channel: channel('Channel to point at the new image'),
     compress: Flags.boolean({ description: 'Recompress the qcow2 with zstd (smaller, slightly slower first reads)' }),
     refresh: Flags.boolean({ description: 'Debian: bootstrap again instead of reusing the cached tree' }),
     verify: Flags.boolean({ description: 'Boot the image in a throwaway domain and move the channel only if it proves the guest contract (--no-verify: skip)', default: true, allowNo: true }),

@@ -1,5 +1,5 @@
 import { vmName } from '../name.js'
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import { readFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { BaseCommand } from '../base-command.js'
@@ -11,6 +11,11 @@ import { assertName } from '../machines/repository.js'
 
 export default class Console extends BaseCommand<typeof Console> {
   static override summary = "Attach to a VM's serial console (virsh console), or print its console log with --log"
+  static override examples = [
+    '<%= config.bin %> console web1',
+    '<%= config.bin %> console web1 --log --tail 50',
+    '<%= config.bin %> console web1 --log --json',
+  ]
   static override args = { name: nameArg }
   static override flags = {
     log: Flags.boolean({ description: 'Print vms/NAME/console.log instead of attaching' }),

@@ -1,11 +1,12 @@
-import { Args, Flags } from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import { existsSync } from 'node:fs'
 import { machineDir } from '../machines/repository.js'
 import { vmName, vmNames } from '../name.js'
 import { anyFailed, BATCH_CONCURRENCY, batchExitCode, batchVms, eachVm, type BatchVm } from '../services/batch.js'
 import { BaseCommand } from '../base-command.js'
-import { dryRun, virtType } from '../flags.js'
-import { ARCHES, DEFAULTS } from '../machines/model.js'
+import { dryRun, fieldFlags, identity, virtType } from '../flags.js'
+import { DEFAULTS } from '../machines/model.js'
 import { askNewMachine, canPrompt } from '../prompts/new-machine.js'
 import { createVm, type CreateBatch, type CreateVmResult } from '../services/create-vm.js'
 import { specFromFlags } from '../services/new-machine-spec.js'
@@ -17,7 +18,7 @@ export default class CreateVm extends BaseCommand<typeof CreateVm> {
   answer is refused, shows a summary and asks to confirm;
 - with --yes, the defaults fill in anything not given, and nothing is asked;
 - without a terminal and without --yes, nothing is asked either: the hardware flags (--memory --vcpus
-  --var-size --base --network) must be given, the rest default (DNS ${DEFAULTS.dns.join(',')}, TCP ports ${DEFAULTS.tcpPorts.join(',')}, no keys).
+  --var-size --channel --network) must be given, the rest default (DNS ${DEFAULTS.dns.join(',')}, TCP ports ${DEFAULTS.tcpPorts.join(',')}, no keys).
 If it exists (e.g. checked out from git), its machine.json and identity files are used as they are, after the
 same checks (plus: memory fits this host, the network exists here, no other machine shares its MAC or UUID).
 A bad value stops the run before anything is written, naming the machine, the field and the value.
@@ -37,21 +38,11 @@ own lock and undo); one that fails is reported and the others go on (exit 3).`
   static override strict = false
   static override args = { name: Args.string({ description: 'Machine names (folders in machines/); several only without questions', required: true }) }
   static override flags = {
-    memory: Flags.string({ description: `Memory, e.g. 512M or 2G; at most what this host has (default ${DEFAULTS.memory})`, helpGroup: 'HARDWARE' }),
-    vcpus: Flags.string({ description: `Number of virtual CPUs (default ${DEFAULTS.vcpus})`, helpGroup: 'HARDWARE' }),
-    'var-size': Flags.string({ description: `Size of the /var disk, e.g. 1G (default ${DEFAULTS.varSize})`, helpGroup: 'HARDWARE' }),
-    base: Flags.string({ description: `Image store channel to boot from; \`fleet image list\` shows them (default ${DEFAULTS.base})`, helpGroup: 'HARDWARE' }),
-    network: Flags.string({ description: `A libvirt network of this host (virsh net-list), "user" (user-mode, SSH forward on 127.0.0.1) or "none" (default ${DEFAULTS.network})`, helpGroup: 'HARDWARE' }),
-    arch: Flags.string({ description: `Guest architecture: ${ARCHES.join(' or ')} (default ${DEFAULTS.arch})`, helpGroup: 'HARDWARE' }),
-    dns: Flags.string({ description: `DNS servers for resolv.conf, comma-separated IPs, or "none" (default ${DEFAULTS.dns.join(',')})`, helpGroup: 'IDENTITY' }),
-    host: Flags.string({ description: 'Extra /etc/hosts line "ADDRESS NAME" (repeatable)', multiple: true, helpGroup: 'IDENTITY' }),
-    'tcp-ports': Flags.string({ description: `TCP ports the guest firewall opens, comma-separated, or "none" (default ${DEFAULTS.tcpPorts.join(',')})`, helpGroup: 'IDENTITY' }),
-    'udp-ports': Flags.string({ description: 'UDP ports the guest firewall opens, comma-separated, or "none" (default none)', helpGroup: 'IDENTITY' }),
-    'admin-key': Flags.string({ description: 'SSH public key (file or key text) for the admin user (repeatable)', multiple: true, helpGroup: 'IDENTITY' }),
-    'user-key': Flags.string({ description: 'SSH public key (file or key text) for the plain user (repeatable)', multiple: true, helpGroup: 'IDENTITY' }),
+    ...fieldFlags(),
     yes: Flags.boolean({ char: 'y', description: 'Take the defaults for anything not given; never ask' }),
     start: Flags.boolean({ description: 'Start the VM once defined' }),
     'virt-type': virtType,
+    identity,
     'dry-run': dryRun,
   }
 
@@ -62,11 +53,12 @@ own lock and undo); one that fails is reported and the others go on (exit 3).`
     const given = await specFromFlags(f)
     // Questions only for one machine: a batch never waits for a terminal.
     const ask = f.yes || names.length > 1 || !canPrompt() ? undefined : askNewMachine
-    const ctx = await this.context({ virtType: f['virt-type'], dryRun: f['dry-run'] })
+    const ctx = await this.context({ virtType: f['virt-type'], dryRun: f['dry-run'], identity: f.identity })
     const show = async (r: CreateVmResult) => {
       if (this.jsonEnabled()) return
       this.log(`${r.dryRun ? 'Would create' : 'Created'} ${r.name} on ${r.baseDigest.slice(0, 12)} (${await ctx.virtType()})${r.started ? ', started' : r.defined ? ', defined' : ''}`)
       this.log(`  definition ${r.machineDir} (${r.definition})\n  boot ${r.boot}\n  /var ${r.var}${r.varReused ? ' (the kept /var disk, reused; identity resynced)' : ''}\n  xml  ${r.xml}`)
+      if (r.login) this.log(`  login admin with ${r.login.source === 'user' ? `your key ${r.login.file}` : `fleet's key pair ${r.login.file.replace(/\.pub$/, '')}${r.login.created ? (r.dryRun ? ' (would be made)' : ' (made now)') : ''}; \`fleet ssh ${r.name}\` uses it`} (no --admin-key given)`)
     }
     if (names.length === 1) {
       const r = await createVm(ctx, names[0]!, { given, yes: f.yes, ask }, { start: f.start })

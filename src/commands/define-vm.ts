@@ -5,6 +5,11 @@ import { defineVm, type DefineResult } from '../services/lifecycle.js'
 
 export default class DefineVm extends BaseCommand<typeof DefineVm> {
   static override summary = 'Regenerate libvirt/NAME.xml from machines/NAME and (re)define the domain; disks untouched'
+  static override examples = [
+    '<%= config.bin %> define-vm web1',
+    '<%= config.bin %> define-vm web1 --dry-run',
+    '<%= config.bin %> define-vm web1 --adopt',
+  ]
   static override args = { name: nameArg }
   static override flags = { 'virt-type': virtType, 'dry-run': dryRun, adopt }
 

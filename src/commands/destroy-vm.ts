@@ -1,9 +1,10 @@
-import { Args, Flags } from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import { confirm } from '@inquirer/prompts'
 import { vmName, vmNames } from '../name.js'
 import { BaseCommand } from '../base-command.js'
 import { UserError } from '../errors.js'
-import { adopt, dryRun } from '../flags.js'
+import { adopt, dryRun, timeout } from '../flags.js'
 import { anyFailed, batchExitCode, batchVms, eachVm, type BatchVm } from '../services/batch.js'
 import { destroyVm, type DestroyResult } from '../services/lifecycle.js'
 
@@ -11,12 +12,17 @@ export default class DestroyVm extends BaseCommand<typeof DestroyVm> {
   static override summary = 'Stop VMs, undefine them (with NVRAM) and delete their boot overlays; /var is kept unless --delete-data'
   static override description = `machines/NAME stays, and so does the /var disk unless --delete-data: \`fleet create-vm NAME\` brings the VM back on it, with its data and its identity resynced.
 With several names each VM is destroyed on its own (its own lock); --delete-data asks once for all of them. One that fails is reported and the others go on (exit 3).`
+  static override examples = [
+    '<%= config.bin %> destroy-vm web1',
+    '<%= config.bin %> destroy-vm web1 web2 --timeout 120',
+    '<%= config.bin %> destroy-vm web1 --delete-data --yes',
+  ]
   static override strict = false
   static override args = { name: Args.string({ description: 'Machine names (folders in machines/)', required: true }) }
   static override flags = {
     'delete-data': Flags.boolean({ description: 'Also delete the /var disk and console log (asks, unless --yes)' }),
     yes: Flags.boolean({ char: 'y', description: 'Do not ask before deleting data' }),
-    timeout: Flags.integer({ description: 'Seconds to wait for an ACPI shutdown before powering off', default: 60, min: 1 }),
+    timeout,
     'dry-run': dryRun,
     adopt,
   }

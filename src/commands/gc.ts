@@ -5,6 +5,10 @@ import { humanSize } from '../util/units.js'
 
 export default class Gc extends BaseCommand<typeof Gc> {
   static override summary = "Delete base images that no channel points at and no VM's backing chain uses"
+  static override examples = [
+    '<%= config.bin %> gc --dry-run',
+    '<%= config.bin %> gc',
+  ]
   static override flags = { 'dry-run': dryRun }
 
   async run(): Promise<GcResult> {

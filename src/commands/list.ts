@@ -3,6 +3,11 @@ import { listVms, type ListRow } from '../services/list.js'
 
 export default class List extends BaseCommand<typeof List> {
   static override summary = 'List machines: state, base image digest, memory, vCPUs and how to reach them'
+  static override examples = [
+    '<%= config.bin %> list',
+    '<%= config.bin %> list --json',
+    '<%= config.bin %> list --connect qemu:///system',
+  ]
 
   async run(): Promise<{ vms: ListRow[] }> {
     const vms = await listVms(this.paths())

@@ -5,6 +5,10 @@ import { rollback, type RollbackResult } from '../services/rollback.js'
 
 export default class Rollback extends BaseCommand<typeof Rollback> {
   static override summary = 'Put a stopped VM back on its previous boot overlay and base image; /var untouched'
+  static override examples = [
+    '<%= config.bin %> rollback web1',
+    '<%= config.bin %> rollback web1 --dry-run',
+  ]
   static override args = { name: nameArg }
   static override flags = { 'virt-type': virtType, 'dry-run': dryRun }
 

@@ -1,4 +1,5 @@
-import { Args, Flags } from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import { vmName } from '../name.js'
 import { BaseCommand } from '../base-command.js'
 import { sshInteractive } from '../adapters/ssh.js'
@@ -12,6 +13,8 @@ export default class Ssh extends BaseCommand<typeof Ssh> {
 
 Network "user" VMs are reached on 127.0.0.1 at their sshPort; VMs on a libvirt network at the address from its DHCP leases (or the guest agent). The exit code is the remote command's.`
   static override strict = false
+  // An SSH session has no result to print as JSON.
+  static override enableJsonFlag = false
   static override args = { name: Args.string({ description: 'Machine name', required: true }) }
   static override examples = [
     '<%= config.bin %> ssh web1',
@@ -21,7 +24,7 @@ Network "user" VMs are reached on 127.0.0.1 at their sshPort; VMs on a libvirt n
   ]
   static override flags = {
     user: Flags.string({ char: 'l', description: 'Account to log in as (admin: wheel/sudo; user: plain)', default: 'admin' }),
-    identity: Flags.string({ char: 'i', description: 'Private key file (default: your ssh agent and ~/.ssh keys)' }),
+    identity: Flags.string({ char: 'i', description: 'Private key file (default: fleet\'s own key pair when create-vm gave the VM that one, else your ssh agent and ~/.ssh keys)' }),
     wait: Flags.integer({ description: 'Wait up to this many seconds for the VM to accept SSH (after a start)', default: 0, min: 0 }),
   }
 
@@ -30,7 +33,6 @@ Network "user" VMs are reached on 127.0.0.1 at their sshPort; VMs on a libvirt n
     const [given, ...rest] = argv as string[]
     if (!given) throw new UserError('missing machine name', 'fleet ssh NAME [-- COMMAND...]')
     const name = vmName(given)
-    if (this.jsonEnabled()) throw new UserError('--json is not available for an SSH session')
     const command = rest[0] === '--' ? rest.slice(1) : rest
     const opts = { user: this.flags.user, identity: this.flags.identity, batch: !process.stdin.isTTY }
     const paths = this.paths()

@@ -1,4 +1,4 @@
-import { Args } from '@oclif/core'
+import * as Args from '@oclif/core/args'
 import { vmName, vmNames } from '../name.js'
 import { BaseCommand } from '../base-command.js'
 import { adopt, dryRun } from '../flags.js'
@@ -8,6 +8,10 @@ import { startVmLocked, type StateChange } from '../services/lifecycle.js'
 export default class StartVm extends BaseCommand<typeof StartVm> {
   static override summary = 'Start defined VMs'
   static override description = 'With several names each VM is started on its own (its own lock); one that fails is reported and the others go on (exit 3).'
+  static override examples = [
+    '<%= config.bin %> start-vm web1',
+    '<%= config.bin %> start-vm web1 web2 && fleet ssh web1 --wait 300',
+  ]
   static override strict = false
   static override args = { name: Args.string({ description: 'Machine names (folders in machines/)', required: true }) }
   static override flags = { 'dry-run': dryRun, adopt }

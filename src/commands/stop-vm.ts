@@ -1,4 +1,5 @@
-import { Args, Flags } from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import { vmName, vmNames } from '../name.js'
 import { BaseCommand } from '../base-command.js'
 import { adopt, dryRun, timeout } from '../flags.js'
@@ -10,6 +11,10 @@ type Stopped = StateChange & { forced: boolean }
 export default class StopVm extends BaseCommand<typeof StopVm> {
   static override summary = 'Shut VMs down (ACPI), waiting up to --timeout seconds; --force powers them off after that'
   static override description = 'With several names the VMs are asked to shut down one after another, each under its own lock; one that fails is reported and the others go on (exit 3).'
+  static override examples = [
+    '<%= config.bin %> stop-vm web1',
+    '<%= config.bin %> stop-vm web1 web2 --timeout 120 --force',
+  ]
   static override strict = false
   static override args = { name: Args.string({ description: 'Machine names (folders in machines/)', required: true }) }
   static override flags = { timeout, force: Flags.boolean({ description: 'Power off (virsh destroy) if still running after the timeout' }), 'dry-run': dryRun, adopt }

@@ -1,7 +1,8 @@
-import { Args, Flags } from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import { BaseCommand } from '../base-command.js'
 import { ExitCode } from '../errors.js'
-import { dryRun, timeout, virtType } from '../flags.js'
+import { dryRun, identity, timeout, virtType } from '../flags.js'
 import { upgrade, type UpgradeResult } from '../services/upgrade.js'
 
 export default class Upgrade extends BaseCommand<typeof Upgrade> {
@@ -24,12 +25,13 @@ next fleet command that touches the VM (or \`fleet repair\`).`
     timeout,
     'virt-type': virtType,
     adopt: Flags.boolean({ description: 'Upgrade a VM even if the libvirt domain of its name is not this fleet\'s (defined by hand or by another fleet); it becomes this fleet\'s' }),
+    identity,
     'dry-run': dryRun,
   }
 
   async run(): Promise<UpgradeResult> {
     const { argv } = await this.parse(Upgrade)
-    const ctx = this.context({ virtType: this.flags['virt-type'], dryRun: this.flags['dry-run'], adopt: this.flags.adopt })
+    const ctx = this.context({ virtType: this.flags['virt-type'], dryRun: this.flags['dry-run'], adopt: this.flags.adopt, identity: this.flags.identity })
     const r = await upgrade(ctx, argv as string[], { all: this.flags.all, timeoutS: this.flags.timeout, force: this.flags.force })
     if (!this.jsonEnabled()) {
       for (const v of r.vms) {

@@ -1,6 +1,6 @@
 // The machine's SSH host key pair, checked without any tool: the private key must be an
 // unencrypted OpenSSH ed25519 key whose seed really gives the public key in the .pub file.
-import { createPrivateKey, createPublicKey } from 'node:crypto'
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto'
 
 const MAGIC = Buffer.from('openssh-key-v1\0', 'latin1')
 const ED25519 = 'ssh-ed25519'
@@ -98,4 +98,35 @@ export function checkHostKeyPair(privateText: string, publicText: string): { fil
     return { file: 'ssh_host_ed25519_key.pub', msg: `host public key "${ED25519} ${b64(pub)}" does not match the private key in ssh_host_ed25519_key (its public key is "${ED25519} ${b64(priv)}")` }
   }
   return undefined
+}
+
+/** SSH wire-format string: uint32 length + bytes. */
+function sshString(b: Buffer | string): Buffer {
+  const data = typeof b === 'string' ? Buffer.from(b, 'latin1') : b
+  const len = Buffer.alloc(4)
+  len.writeUInt32BE(data.length)
+  return Buffer.concat([len, data])
+}
+
+/**
+ * A new ed25519 host key pair made in memory (what `ssh-keygen -t ed25519 -N ''` writes, without
+ * a file): the unencrypted OpenSSH private key and its .pub line, both ending in a newline.
+ */
+export function generateHostKeyPair(comment: string): { privateKey: string; publicKey: string } {
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519')
+  const pub = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32)
+  const seed = privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(-32)
+  const blob = Buffer.concat([sshString(ED25519), sshString(pub)])
+  const check = randomBytes(4)
+  let priv = Buffer.concat([check, check, sshString(ED25519), sshString(pub), sshString(Buffer.concat([seed, pub])), sshString(comment)])
+  const pad = (8 - (priv.length % 8)) % 8
+  priv = Buffer.concat([priv, Buffer.from(Array.from({ length: pad }, (_, i) => i + 1))])
+  const one = Buffer.alloc(4)
+  one.writeUInt32BE(1)
+  const raw = Buffer.concat([MAGIC, sshString('none'), sshString('none'), sshString(''), one, sshString(blob), sshString(priv)])
+  const b64 = raw.toString('base64').match(/.{1,70}/g)!.join('\n')
+  return {
+    privateKey: `-----BEGIN OPENSSH PRIVATE KEY-----\n${b64}\n-----END OPENSSH PRIVATE KEY-----\n`,
+    publicKey: `${ED25519} ${blob.toString('base64')} ${comment}\n`,
+  }
 }

@@ -8,43 +8,13 @@ import { generateHostKey } from '../adapters/ssh-keygen.js'
 import { fsyncDir, fsyncFile } from '../util/fsx.js'
 import { UserError } from '../errors.js'
 import type { Paths } from '../repo.js'
+import { encryptedName, encryptSecret } from '../secrets/machine-secrets.js'
+import { readRecipients } from '../secrets/recipients.js'
+import { generateHostKeyPair } from './host-key.js'
 import { allocateMac, allocateSshPort, allocateUuid, listeningTcpPorts } from './allocate.js'
-import { DEFAULTS, type Arch, type MachineJson } from './model.js'
+import type { NewMachineSpec } from './fields.js'
+import type { MachineJson } from './model.js'
 import { loadAllMachines, machineDir } from './repository.js'
-
-/** Everything a new machine can be given; flags and prompts both produce this. */
-export interface NewMachineSpec {
-  memory: string
-  /** A number, or the text a flag or prompt gave (checked, then stored as a number). */
-  vcpus: number | string
-  varSize: string
-  base: string
-  network: string
-  arch: Arch
-  dns: string[]
-  hosts: string[]
-  tcpPorts: string[]
-  udpPorts: string[]
-  adminKeys: string[]
-  userKeys: string[]
-}
-
-export function defaultSpec(): NewMachineSpec {
-  return {
-    memory: DEFAULTS.memory,
-    vcpus: DEFAULTS.vcpus,
-    varSize: DEFAULTS.varSize,
-    base: DEFAULTS.base,
-    network: DEFAULTS.network,
-    arch: DEFAULTS.arch,
-    dns: [...DEFAULTS.dns],
-    hosts: [],
-    tcpPorts: [...DEFAULTS.tcpPorts],
-    udpPorts: [],
-    adminKeys: [],
-    userKeys: [],
-  }
-}
 
 function lines(items: string[]): string {
   return items.length ? items.join('\n') + '\n' : ''
@@ -64,8 +34,41 @@ export function identityFiles(name: string, spec: NewMachineSpec): Record<string
   }
 }
 
-/** Writes machines/<name>/ atomically (temp folder, then rename). Returns its path. */
-export async function writeNewMachine(paths: Paths, name: string, spec: NewMachineSpec): Promise<string> {
+/**
+ * A definition without its SSH host key pair (an example fleet; a repository whose private keys
+ * stay out of git): makes the pair in machines/<name>/ — the private key encrypted (.age) where
+ * the repository has .fleet/recipients, else a plain file 0600. Returns the private key it made
+ * (undefined: the pair was there). Refuses half a pair: a lone public key belongs to a private
+ * key kept somewhere else.
+ */
+export async function ensureHostKeyPair(paths: Paths, name: string, dir: string): Promise<Buffer | undefined> {
+  const key = join(dir, 'ssh_host_ed25519_key')
+  const priv = existsSync(key) || existsSync(join(dir, encryptedName('ssh_host_ed25519_key')))
+  const pub = existsSync(`${key}.pub`)
+  if (priv && pub) return undefined
+  if (priv || pub) {
+    throw new UserError(`machine ${name}: ${priv ? `${key}.pub` : key} is missing (its other half is there)`,
+      priv ? 'Restore the .pub from git, or make it from the private key with ssh-keygen -y.' : `Restore the private key from your backup, or remove ${key}.pub so fleet makes a new pair.`)
+  }
+  const recipients = await readRecipients(paths)
+  const pair = generateHostKeyPair(`root@${name}`)
+  const hostKey = Buffer.from(pair.privateKey)
+  const privFile = recipients ? join(dir, encryptedName('ssh_host_ed25519_key')) : key
+  await writeFile(privFile, recipients ? await encryptSecret(hostKey, recipients) : hostKey, { mode: 0o600, flag: 'wx' })
+  await writeFile(`${key}.pub`, pair.publicKey, { flag: 'wx' })
+  for (const f of [privFile, `${key}.pub`]) await fsyncFile(f)
+  await fsyncDir(dir)
+  return hostKey
+}
+
+/**
+ * Writes machines/<name>/ atomically (temp folder, then rename). In a repository with
+ * .fleet/recipients the host key is made in memory and only its encrypted form is written
+ * (ssh_host_ed25519_key.age); the plaintext is returned so the caller can write /var without
+ * decrypting. Without .fleet/recipients (not migrated yet) it is written as a plain file.
+ */
+export async function writeNewMachine(paths: Paths, name: string, spec: NewMachineSpec): Promise<{ dir: string; hostKey?: Buffer }> {
+  const recipients = await readRecipients(paths)
   const dir = machineDir(paths, name)
   if (existsSync(dir)) throw new UserError(`machine ${name}: ${dir} already exists`, 'Pick another name, or use the existing definition.')
   const others = await loadAllMachines(paths)
@@ -83,11 +86,19 @@ export async function writeNewMachine(paths: Paths, name: string, spec: NewMachi
     ...(spec.network === 'user' ? { sshPort: allocateSshPort(new Set([...others.flatMap((m) => (m.sshPort ? [m.sshPort] : [])), ...listeningTcpPorts()])) } : {}),
   }
   const tmp = await mkdtemp(join(paths.machines, `.${name}.new-`))
+  let hostKey: Buffer | undefined
   try {
     await writeFile(join(tmp, 'machine.json'), JSON.stringify(json, null, 2) + '\n')
     for (const [f, content] of Object.entries(identityFiles(name, spec))) await writeFile(join(tmp, f), content)
-    await generateHostKey(join(tmp, 'ssh_host_ed25519_key'), `root@${name}`)
-    await chmod(join(tmp, 'ssh_host_ed25519_key'), 0o600)
+    if (recipients) {
+      const pair = generateHostKeyPair(`root@${name}`)
+      hostKey = Buffer.from(pair.privateKey)
+      await writeFile(join(tmp, encryptedName('ssh_host_ed25519_key')), await encryptSecret(hostKey, recipients))
+      await writeFile(join(tmp, 'ssh_host_ed25519_key.pub'), pair.publicKey)
+    } else {
+      await generateHostKey(join(tmp, 'ssh_host_ed25519_key'), `root@${name}`)
+      await chmod(join(tmp, 'ssh_host_ed25519_key'), 0o600)
+    }
     await chmod(tmp, 0o755)
     // Durable before it is visible: every file, the folder, then the rename and machines/.
     for (const f of await readdir(tmp)) await fsyncFile(join(tmp, f))
@@ -98,5 +109,5 @@ export async function writeNewMachine(paths: Paths, name: string, spec: NewMachi
     await rm(tmp, { recursive: true, force: true })
     throw e
   }
-  return dir
+  return { dir, hostKey }
 }

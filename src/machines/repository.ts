@@ -1,12 +1,15 @@
 // Reading and writing machines/<name>/ in the fleet repository.
 import { existsSync } from 'node:fs'
 import { readdir } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { UserError } from '../errors.js'
 import { vmName } from '../name.js'
 import type { Paths } from '../repo.js'
 import { DataFileRefused, describePath, isRealDir, readDataFile } from '../util/data-file.js'
 import { parseSize } from '../util/units.js'
+import { Keyring } from '../secrets/identities.js'
+import { decryptSecret, encryptedName, SECRET_FILES, secretForm } from '../secrets/machine-secrets.js'
+import { readRecipients } from '../secrets/recipients.js'
 import { IDENTITY_FILES, type Machine } from './model.js'
 import { validateIdentity } from './spec-checks.js'
 import { checkFleetUnique, checkName, checkText, validateMachineJson } from './validate.js'
@@ -70,18 +73,48 @@ export async function loadAllMachines(paths: Paths): Promise<Machine[]> {
   return machines
 }
 
-/** The identity files present in machines/<name>/, with their bytes. */
-export async function readIdentity(machine: Machine): Promise<Map<string, Buffer>> {
+/**
+ * The identity files of machines/<name>/, with their bytes. A secret file kept as FILE.age is
+ * decrypted in memory with the admin's identities (`keyring`); a plaintext one (a repository
+ * not migrated yet) is read as it is. `known` holds secrets this run made itself (no need to decrypt).
+ */
+export async function readIdentity(machine: Machine, keyring: Keyring = new Keyring(), known: ReadonlyMap<string, Buffer> = new Map()): Promise<Map<string, Buffer>> {
   const files = new Map<string, Buffer>()
+  const repo = { repo: dirname(dirname(machine.dir)) }
   for (const f of IDENTITY_FILES) {
+    if (SECRET_FILES.includes(f) && secretForm(machine.dir, f) === 'encrypted') {
+      const ciphertext = (await readMachineFile(machine.name, join(machine.dir, encryptedName(f))))!
+      // Known already (a secret this run just made): checked against the .pub below like any other.
+      if (known.has(f)) files.set(f, known.get(f)!)
+      else files.set(f, await decryptSecret(machine.name, machine.dir, f, ciphertext, keyring, (await readRecipients(repo)) ?? []))
+      continue
+    }
     const bytes = await readMachineFile(machine.name, join(machine.dir, f))
     if (bytes) files.set(f, bytes)
   }
   for (const required of ['machine-id', 'hostname', 'ssh_host_ed25519_key', 'ssh_host_ed25519_key.pub']) {
     if (!files.has(required)) {
-      throw new UserError(`machine ${machine.name}: identity file ${join(machine.dir, required)} is missing`, 'Restore it from git, or destroy and re-create the machine.')
+      const alt = SECRET_FILES.includes(required) ? ` (nor ${encryptedName(required)})` : ''
+      throw new UserError(`machine ${machine.name}: identity file ${join(machine.dir, required)} is missing${alt}`, 'Restore it from git, or destroy and re-create the machine.')
     }
   }
   await validateIdentity(machine, files)
   return files
+}
+
+/**
+ * The identity files' bytes (each read as data: no symlink, fifo or oversized file), without the
+ * content checks readIdentity adds: `fleet plan` only compares their digests, and the operation
+ * that writes them checks them first.
+ */
+export async function readIdentityFiles(machine: Pick<Machine, 'name' | 'dir'>): Promise<{ files: Map<string, Buffer>; encrypted: string[] }> {
+  const files = new Map<string, Buffer>()
+  // Secrets kept as FILE.age are not decrypted here (a process per VM): the caller is told which.
+  const encrypted = SECRET_FILES.filter((f) => secretForm(machine.dir, f) === 'encrypted')
+  for (const f of IDENTITY_FILES) {
+    if (encrypted.includes(f)) continue
+    const bytes = await readMachineFile(machine.name, join(machine.dir, f))
+    if (bytes) files.set(f, bytes)
+  }
+  return { files, encrypted }
 }

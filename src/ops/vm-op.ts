@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import type { VmName } from '../name.js'
 import { storeLock, vmFiles } from '../repo.js'
 import type { FleetContext } from '../services/context.js'
+import { isRealDir } from '../util/data-file.js'
 import { guardSignals } from '../util/interrupt.js'
 import { withLock, withLocks } from '../util/lock.js'
 import { readIntent, vmTarget } from './intent.js'
@@ -28,6 +29,8 @@ async function sweepVmLeftovers(ctx: FleetContext, name: VmName): Promise<string
   await sweep(files.dir, (f) => /\.tmp-\d+$/.test(f) || f.startsWith('.var.qcow2.staging-'))
   await sweep(paths.libvirt, (f) => f.startsWith(`${name}.xml.tmp-`))
   await sweep(paths.machines, (f) => f.startsWith(`.${name}.new-`))
+  // A rekey killed mid-write (under this lock): ciphertext only, but never to be committed.
+  if (await isRealDir(join(paths.machines, name))) await sweep(join(paths.machines, name), (f) => /\.age\.tmp-\d+$/.test(f))
   return out
 }
 

@@ -3,11 +3,13 @@
 import { checkbox, confirm, input, select } from '@inquirer/prompts'
 import { basename } from 'node:path'
 import { UserError } from '../errors.js'
-import type { NewMachineSpec } from '../machines/new-machine.js'
-import { checkField, type HostFacts } from '../machines/spec-checks.js'
+import { checkField, FIELDS, flagsFor, formatAnswer, parseAnswer, shellWords, type Field, type HostFacts, type NewMachineSpec } from '../machines/fields.js'
 import type { AskNewMachine, PromptFacts } from '../services/new-machine-spec.js'
 import { readKeyArgs } from '../services/keys.js'
-import { QUESTIONS, flagsFor, formatAnswer, parseAnswer, shellWords, type Question } from './questions.js'
+
+/** A field asked at the terminal (every one with a prompt). */
+type Question = Field & { prompt: string }
+const QUESTIONS = (FIELDS as readonly Field[]).filter((f): f is Question => f.prompt !== undefined)
 
 const io = { input: process.stdin, output: process.stderr }
 
@@ -23,14 +25,14 @@ export function validator(q: Question, host: HostFacts): (text: string) => Promi
 }
 
 async function askText(q: Question, def: string, facts: PromptFacts): Promise<NewMachineSpec[Question['key']]> {
-  return parseAnswer(q, await input({ message: q.message, default: def || undefined, validate: validator(q, facts.host) }, io))
+  return parseAnswer(q, await input({ message: q.prompt, default: def || undefined, validate: validator(q, facts.host) }, io))
 }
 
 async function askChannel(q: Question, def: string, facts: PromptFacts): Promise<string> {
   if (facts.channels.length) {
-    return select({ message: q.message, choices: facts.channels.map((c) => ({ value: c })), default: facts.channels.includes(def) ? def : undefined }, io)
+    return select({ message: q.prompt, choices: facts.channels.map((c) => ({ value: c })), default: facts.channels.includes(def) ? def : undefined }, io)
   }
-  io.output.write(`The image store (${facts.storeDir}) has no channel with an image for this architecture yet: type the one you will import (\`fleet image import FILE --name CHANNEL\`) or build (\`fleet build\`).\n`)
+  io.output.write(`The image store (${facts.storeDir}) has no channel with an image for this architecture yet: type the one you will import (\`fleet image import FILE --channel CHANNEL\`) or build (\`fleet build\`).\n`)
   return String(await askText(q, def, facts))
 }
 
@@ -41,7 +43,7 @@ async function askNetwork(q: Question, def: string, facts: PromptFacts): Promise
     ...(facts.host.networks ?? []).map((n) => ({ value: n, description: `libvirt network "${n}"` })),
   ]
   if (!facts.host.networks) io.output.write('(could not list the libvirt networks on this host: `virsh net-list` failed)\n')
-  return select({ message: q.message, choices, default: choices.some((c) => c.value === def) ? def : undefined }, io)
+  return select({ message: q.prompt, choices, default: choices.some((c) => c.value === def) ? def : undefined }, io)
 }
 
 async function askKeys(q: Question, facts: PromptFacts): Promise<string[]> {
@@ -49,7 +51,7 @@ async function askKeys(q: Question, facts: PromptFacts): Promise<string[]> {
   const keys: string[] = []
   if (facts.publicKeys.length) {
     keys.push(...(await checkbox({
-      message: `${q.message}: keys found in ~/.ssh (space toggles, enter accepts)`,
+      message: `${q.prompt}: keys found in ~/.ssh (space toggles, enter accepts)`,
       choices: facts.publicKeys.map((k) => ({ value: k.key, name: `${basename(k.file)}  ${k.key.slice(0, 50)}…`, checked: who === 'admin' })),
       validate: async (chosen) => (await checkField(q.key, chosen.map((c) => c.value), facts.host)) ?? true,
     }, io)))

@@ -99,7 +99,9 @@ export async function applyFleet(ctx: FleetContext, names: readonly string[], op
       for (const u of r.vms) {
         const v = upgrades.find((x) => x.name === u.name)
         if (!v) continue
-        done(v, u.outcome === 'failed' ? { outcome: 'failed', error: `${u.error} (${u.state})` } : { outcome: u.outcome === 'upgraded' ? 'upgraded' : 'unchanged', restarted: u.restarted })
+        // Anything but upgraded or unchanged (failed, rolled back, not started, unhealthy) is this VM's failure.
+        const ok = (u.outcome === 'upgraded' || u.outcome === 'unchanged') && (u as { healthy?: boolean }).healthy !== false
+        done(v, ok ? { outcome: u.outcome === 'upgraded' ? 'upgraded' : 'unchanged', restarted: u.restarted } : { outcome: 'failed', error: `${u.outcome}: ${u.error ?? 'unhealthy'}${u.state ? ` (${u.state})` : ''}` })
       }
     } catch (e) {
       // upgrade refuses named VMs it cannot plan before changing anything: all of them failed.

@@ -2,6 +2,7 @@
 // with zstd, check it, boot it to prove the guest contract (services/verify-image.ts) and store
 // it content-addressed; then move the channel for its arch. Phases are timed:
 // build (nix build, or bootstrap + customize) → assemble → convert → verify → store.
+import { task, type Log } from '../util/progress.js'
 import { existsSync } from 'node:fs'
 import { copyFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -38,7 +39,7 @@ export interface BuildOptions {
   verify: boolean
   verifyTimeoutS: number
   dryRun: boolean
-  log: (line: string) => void
+  log: Log
 }
 
 export interface BuildResult {
@@ -112,8 +113,9 @@ export async function buildImage(ctx: FleetContext, o: BuildOptions): Promise<Bu
     }
     const out = join(vs?.dir ?? work, 'image.qcow2')
     if (format !== 'qcow2' || o.compress) {
-      o.log(`convert: ${format} → qcow2${o.compress ? ' (zstd-compressed clusters)' : ''}`)
-      await timed(result.seconds, 'convert', () => qemuImg.convert(image, format, out, o.compress ? { compress: 'zstd' } : {}))
+      const title = `convert: ${format} → qcow2${o.compress ? ' (zstd-compressed clusters)' : ''}`
+      await timed(result.seconds, 'convert', () => task(o.log, title, (t) =>
+        qemuImg.convert(image, format, out, { ...(o.compress ? { compress: 'zstd' as const } : {}), onPercent: (p) => t.status(`${p.toFixed(0)}%`) })))
       image = out
     } else if (vs) {
       // The Nix output is booted from a copy of ours: libvirt relabels the disks it boots.
@@ -129,9 +131,9 @@ export async function buildImage(ctx: FleetContext, o: BuildOptions): Promise<Bu
       await verifyBaseImage(image)
       result.verify = await timed(result.seconds, 'verify', () => verifyBoot(ctx, undo, image, vs.dir, { arch: o.arch, channel: key, timeoutS: o.verifyTimeoutS }))
     }
-    o.log('store: verifying (qemu-img check, info) and putting it into the image store')
     step('build:store')
-    const stored = await timed(result.seconds, 'store', () => importImage({ paths, log: o.log }, image, key, { move: ownScratch }))
+    const stored = await timed(result.seconds, 'store', () => task(o.log, 'store: verifying (qemu-img check, info) and putting it into the image store', () =>
+      importImage({ paths, log: o.log }, image, key, { move: ownScratch })))
     Object.assign(result, {
       digest: stored.digest, path: stored.path, alreadyStored: stored.alreadyStored,
       format: stored.info?.format, virtualSize: stored.info?.virtualSize, size: (await stat(stored.path)).size,

@@ -1,9 +1,11 @@
 // Settings every VM operation needs, resolved once per command.
+import type { Log } from '../util/progress.js'
 import { UserError } from '../errors.js'
 import type { Paths } from '../repo.js'
 import { resolveVirtType } from '../virt-type.js'
 import { useTcgAppliance } from '../adapters/guestfish.js'
 import type { LifecycleAction, VirtType } from '../xml/domain.js'
+import { Keyring } from '../secrets/identities.js'
 
 export interface FleetContext {
   paths: Paths
@@ -13,8 +15,10 @@ export interface FleetContext {
   dryRun: boolean
   /** --adopt: act on a domain of a VM's name that this fleet does not own (see ownership.ts). */
   adopt?: boolean
-  /** Progress lines go here (stderr), never to stdout. */
-  log: (line: string) => void
+  /** Progress lines and long steps go here (stderr), never to stdout; silent under --json. */
+  log: Log
+  /** The admin's keys that decrypt machine secrets (--identity, FLEET_AGE_IDENTITY, ~/.ssh…), looked up on first use. */
+  keyring: Keyring
 }
 
 export function onRebootAction(env = process.env): LifecycleAction {
@@ -23,12 +27,12 @@ export function onRebootAction(env = process.env): LifecycleAction {
   return v
 }
 
-export function makeContext(paths: Paths, opts: { virtType?: string; dryRun?: boolean; adopt?: boolean; log: (l: string) => void }): FleetContext {
+export function makeContext(paths: Paths, opts: { virtType?: string; dryRun?: boolean; adopt?: boolean; identity?: string; log: Log }): FleetContext {
   let vt: Promise<VirtType> | undefined
   const virtType = () => (vt ??= resolveVirtType(opts.virtType, paths.state).then((v) => {
     useTcgAppliance(v === 'qemu')
     return v
   }))
-  return { paths, virtType, onReboot: onRebootAction(), dryRun: Boolean(opts.dryRun), adopt: opts.adopt, log: opts.log }
+  return { paths, virtType, onReboot: onRebootAction(), dryRun: Boolean(opts.dryRun), adopt: opts.adopt, log: opts.log, keyring: new Keyring(opts.identity) }
 }
 

@@ -1,16 +1,19 @@
 // create-vm: definition (if missing) → boot overlay → /var disk with identity → XML → define
 // (→ start), under the VM's lock and an intent record. A failure, Ctrl-C or SIGTERM removes what
 // this run made; after a kill -9 the next command touching the VM does (src/ops/recovery.ts).
+import { task } from '../util/progress.js'
 import type { VmName } from '../name.js'
 import { existsSync } from 'node:fs'
-import { chmod, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { chmod, readFile, rm } from 'node:fs/promises'
 import { hostAddresses, type HostAddresses } from '../adapters/libvirt-host.js'
 import { checkQemuCanReach, makeVmDirs, VM_DISK_MODE } from './permissions.js'
 import * as libvirt from '../adapters/libvirt.js'
 import * as qemuImg from '../adapters/qemu-img.js'
 import { UserError } from '../errors.js'
-import { writeNewMachine, type NewMachineSpec } from '../machines/new-machine.js'
-import { checkMachineOnHost, FIELD_FLAGS, validateFields, type HostFacts } from '../machines/spec-checks.js'
+import { ensureHostKeyPair, writeNewMachine } from '../machines/new-machine.js'
+import { fieldOf, type HostFacts, type NewMachineSpec } from '../machines/fields.js'
+import { checkMachineOnHost, validateFields } from '../machines/spec-checks.js'
 import { loadAllMachines, loadMachine, machineDir, readIdentity } from '../machines/repository.js'
 import { vmFiles, type VmFiles } from '../repo.js'
 import { resolveChannel } from '../store/images.js'
@@ -27,6 +30,7 @@ import { createVarDisk, resyncIdentity, varDiskMethod } from './var-disk.js'
 import { startVm } from './lifecycle.js'
 import { manifestOf, writeManifest } from './identity-manifest.js'
 import { findFirmware } from '../firmware.js'
+import { defaultAdminLogin, type AdminLogin } from './login-key.js'
 import { hostFacts, resolveNewMachineSpec, type NewMachineRequest } from './new-machine-spec.js'
 
 export interface CreateVmResult {
@@ -41,6 +45,10 @@ export interface CreateVmResult {
   started: boolean
   /** The /var disk a destroy-vm kept was reused (data kept, identity resynced). */
   varReused: boolean
+  /** machines/NAME existed without an SSH host key pair, and create-vm made one (would, in a dry run). */
+  hostKeyMade?: boolean
+  /** A new machine given no admin key: which key logs in (yours, or fleet's pair `fleet ssh` uses). */
+  login?: AdminLogin
   dryRun: boolean
   timings: Record<string, number>
 }
@@ -68,35 +76,69 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
   const fleet = await loadAllMachines(paths)
   if (isNew) await validateFields(name, req.given, host)
   else {
-    const ignored = Object.entries(req.given).filter(([, v]) => v !== undefined).map(([k]) => `--${FIELD_FLAGS[k as keyof NewMachineSpec]}`)
+    const ignored = Object.entries(req.given).filter(([, v]) => v !== undefined).map(([k]) => `--${fieldOf(k as keyof NewMachineSpec).flag}`)
     if (ignored.length) ctx.log(`Note: ${dir} exists, so ${ignored.join(' ')} ${ignored.length > 1 ? 'are' : 'is'} not used; its machine.json and identity files are.`)
   }
   await checkNothingThere(name, files) // early, before any question; again under the lock
   const spec = isNew ? await resolveNewMachineSpec(paths, name, req, host) : undefined
+  // No admin key chosen (none given, none picked at the prompt): log in with yours, or fleet's pair.
+  const login = spec && req.given.adminKeys === undefined && !spec.adminKeys.length ? await defaultAdminLogin(paths, ctx.dryRun) : undefined
+  if (spec && login?.key) spec.adminKeys = [login.key]
   // The flags were checked above; now what the prompts and defaults added.
   if (spec) await validateFields(name, notGiven(spec, req.given), host)
   // loadMachine only for the error it gives when machines/NAME has no machine.json.
   const existing = spec ? undefined : (fleet.find((m) => m.name === name) ?? await loadMachine(paths, name))
   let existingIdentity: Map<string, Buffer> | undefined
-  if (existing) {
-    checkMachineOnHost(existing, host)
-    // Hand-edited identity files get the same checks as the flags that write them, before anything is made.
-    existingIdentity = await readIdentity(existing)
-    // A definition from git may carry a MAC or UUID another domain on this host already uses.
-    const onHost = await (batch.addresses ??= hostAddresses())
-    const macUser = onHost.macs.get(existing.mac.toLowerCase())
-    if (macUser && macUser !== name) throw new UserError(`machine ${name}: MAC ${existing.mac} in machine.json is already used by the libvirt domain ${macUser} on this host`, `Give ${name} another MAC (delete the "mac" line; \`fleet create-vm\` of a new definition picks a random free one).`)
-    const uuidUser = onHost.uuids.get(existing.uuid.toLowerCase())
-    if (uuidUser && uuidUser !== name) throw new UserError(`machine ${name}: UUID ${existing.uuid} in machine.json is already used by the libvirt domain ${uuidUser} on this host`, 'Give it another UUID (e.g. from `uuidgen`).')
-  }
+  const result0: Pick<CreateVmResult, 'hostKeyMade' | 'login'> = {}
   const { base: channel, arch } = spec ?? existing!
   const image = await resolveChannel(paths, channel, name, arch)
   findFirmware(arch) // fail before touching anything if there is no firmware
   // qemu's user must reach the disks, or the VM would only fail at start with "Permission denied".
   if (!ctx.dryRun) await (batch.reach ??= checkQemuCanReach([paths.images, paths.vms]))
+  if (existing) {
+    checkMachineOnHost(existing, host)
+    // What this run adds to an existing definition is removed again if the definition is then refused.
+    const made: string[] = []
+    // No host key pair (private keys stay out of git; an example fleet has none): make one and say so.
+    const keyMissing = !existsSync(join(dir, 'ssh_host_ed25519_key.pub')) && !existsSync(join(dir, 'ssh_host_ed25519_key')) && !existsSync(join(dir, 'ssh_host_ed25519_key.age'))
+    const madeKey = keyMissing && !ctx.dryRun ? await ensureHostKeyPair(paths, name, dir) : undefined
+    if (madeKey) made.push(join(dir, 'ssh_host_ed25519_key'), join(dir, 'ssh_host_ed25519_key.age'), join(dir, 'ssh_host_ed25519_key.pub'))
+    if (keyMissing) {
+      ctx.log(madeKey
+        ? `machine ${name}: ${dir} had no SSH host key pair; made a new one (ssh_host_ed25519_key${existsSync(join(dir, 'ssh_host_ed25519_key.age')) ? '.age, encrypted' : ''} and .pub). Commit the .pub${existsSync(join(dir, 'ssh_host_ed25519_key.age')) ? ' and the .age' : '; keep the private key out of git'}.`
+        : `machine ${name}: ${dir} has no SSH host key pair; create-vm would make a new one`)
+      result0.hostKeyMade = true
+    }
+    // Hand-edited identity files get the same checks as the flags that write them, before anything is made.
+    // No admin_authorized_keys at all (an example definition): the zero-configuration login key
+    // goes there, as for a new machine. An empty file is a choice (no admin login) and stays.
+    const adminKeys = join(dir, 'admin_authorized_keys')
+    if (!existsSync(adminKeys) && !existsSync(`${adminKeys}.age`)) {
+      const l = await defaultAdminLogin(paths, ctx.dryRun)
+      if (!ctx.dryRun) {
+        await writeFileAtomic(adminKeys, `${l.key}\n`)
+        made.push(adminKeys)
+      }
+      ctx.log(`machine ${name}: ${dir} had no admin_authorized_keys; ${ctx.dryRun ? 'would write' : 'wrote'} ${l.source === 'user' ? `your key ${l.file}` : `fleet's login key ${l.file}`} there`)
+      result0.login = l
+    }
+    try {
+      // A dry run that would make the missing host key pair has no pair to check yet.
+      if (!(ctx.dryRun && keyMissing)) existingIdentity = await readIdentity(existing, ctx.keyring, madeKey ? new Map([['ssh_host_ed25519_key', madeKey]]) : undefined)
+      // A definition from git may carry a MAC or UUID another domain on this host already uses.
+      const onHost = await (batch.addresses ??= hostAddresses())
+      const macUser = onHost.macs.get(existing.mac.toLowerCase())
+      if (macUser && macUser !== name) throw new UserError(`machine ${name}: MAC ${existing.mac} in machine.json is already used by the libvirt domain ${macUser} on this host`, `Give ${name} another MAC (delete the "mac" line; \`fleet create-vm\` of a new definition picks a random free one).`)
+      const uuidUser = onHost.uuids.get(existing.uuid.toLowerCase())
+      if (uuidUser && uuidUser !== name) throw new UserError(`machine ${name}: UUID ${existing.uuid} in machine.json is already used by the libvirt domain ${uuidUser} on this host`, 'Give it another UUID (e.g. from `uuidgen`).')
+    } catch (e) {
+      for (const f of made) await rm(f, { force: true })
+      throw e
+    }
+  }
   const result: CreateVmResult = {
     name, definition: isNew ? 'created' : 'existing', machineDir: dir, baseDigest: image.digest,
-    boot: files.boot, var: files.var, xml: xmlPath(paths, name), defined: false, started: false, varReused: existsSync(files.var), dryRun: ctx.dryRun, timings: {},
+    boot: files.boot, var: files.var, xml: xmlPath(paths, name), defined: false, started: false, varReused: existsSync(files.var), dryRun: ctx.dryRun, timings: {}, ...(login ? { login } : {}), ...result0,
   }
   if (ctx.dryRun) return result
 
@@ -112,13 +154,16 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
     try {
       let t0 = performance.now()
       step('create:definition')
+      let written: Awaited<ReturnType<typeof writeNewMachine>> | undefined
       if (spec) {
         ctx.log(`Writing ${dir}`)
-        await writeNewMachine(paths, name, spec)
+        written = await writeNewMachine(paths, name, spec)
+        if (!written.hostKey) ctx.log(`Note: this repository has no .fleet/recipients, so ${dir}/ssh_host_ed25519_key is a plaintext file git ignores; \`fleet secrets migrate\` encrypts the host keys so they can be committed.`)
         t('definition', t0)
       }
       const machine = existing ?? await loadMachine(paths, name)
-      const identity = existingIdentity ?? await readIdentity(machine)
+      // A new machine's host key is at hand (only its .age is on disk): no need to decrypt it.
+      const identity = existingIdentity ?? await readIdentity(machine, ctx.keyring, written?.hostKey ? new Map([['ssh_host_ed25519_key', written.hostKey]]) : undefined)
       // vms/ and vms/NAME/: root and qemu's group only (0710), see services/permissions.ts.
       await makeVmDirs(paths.vms, name)
       step('create:boot-overlay')
@@ -137,12 +182,11 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
       await ctx.virtType() // decides whether an appliance may use KVM (a useless /dev/kvm hangs it)
       if (data.varBefore) {
         // The /var disk destroy-vm kept: its data stays, its identity is made to match machines/NAME.
-        ctx.log(`Reusing the kept /var disk ${files.var}; resyncing its identity`)
         result.varReused = true
-        await resyncIdentity([{ file: files.var, identity }], scratch.dir)
+        await task(ctx.log, `Reusing the kept /var disk ${files.var}; resyncing its identity`, () => resyncIdentity([{ file: files.var, identity }], scratch.dir, ctx.log))
       } else {
-        ctx.log(`Creating /var disk (${machine.varSize}, ${varDiskMethod()}) with identity`)
-        await createVarDisk(files.var, machine.varSizeBytes, identity, varDiskMethod(), scratch.dir)
+        await task(ctx.log, `Creating /var disk (${machine.varSize}, ${varDiskMethod()}) with identity`,
+          () => createVarDisk(files.var, machine.varSizeBytes, identity, varDiskMethod(), scratch.dir))
       }
       await writeManifest(files.dir, manifestOf(identity))
       t('varDisk', t0)

@@ -3,6 +3,7 @@ import { which } from '../adapters/exec.js'
 import { nixCommand } from '../adapters/nix.js'
 import * as libvirt from '../adapters/libvirt.js'
 import { runGuestfish } from '../adapters/guestfish.js'
+import { unavailable as e2fsUnavailable } from '../adapters/e2fs.js'
 import { probeAccel } from '../adapters/qemu-system.js'
 import { findFirmware } from '../firmware.js'
 import { libvirtUri, words } from '../util/env.js'
@@ -22,6 +23,7 @@ const TOOLS: [string, string, string][] = [
   ['mkfs.ext4', 'mkfs.ext4', 'apt-get install e2fsprogs'],
   ['ssh-keygen', 'ssh-keygen', 'apt-get install openssh-client'],
   ['ssh', process.env.FLEET_SSH || 'ssh', 'apt-get install openssh-client'],
+  ['age', 'age', 'apt-get install age (machine secrets: host keys encrypted in git)'],
 ]
 
 /** `fleet build` needs one working builder: nix, or the Debian builder's tools. */
@@ -55,6 +57,11 @@ export async function doctor(opts: { deep: boolean }): Promise<Check[]> {
   } catch (e) {
     checks.push({ name: 'firmware', ok: false, detail: (e as Error).message, fix: 'apt-get install ovmf, or set OVMF_CODE and OVMF_VARS' })
   }
+  // Not fatal: without it identity syncs use the appliance (slower, same result).
+  const e2fsWhy = await e2fsUnavailable()
+  checks.push(e2fsWhy
+    ? { name: 'identity sync without appliance', ok: false, detail: `${e2fsWhy}: identity syncs onto an existing /var launch the guestfish appliance`, fix: 'apt-get install qemu-system-common fuse3 e2fsprogs, and give fleet /dev/fuse' }
+    : { name: 'identity sync without appliance', ok: true, detail: 'qemu-storage-daemon FUSE export + e2fsprogs' })
   const kvm = await probeAccel('kvm')
   checks.push(kvm.works
     ? { name: 'kvm', ok: true, detail: kvm.detail }

@@ -4,15 +4,17 @@ import { cp, mkdir, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { UserError } from '../errors.js'
+import { adminRecipient } from '../secrets/admin-key.js'
+import { HOST_KEY_IGNORE } from '../secrets/gitignore.js'
+import { Keyring } from '../secrets/identities.js'
+import { recipientsFile, writeRecipients } from '../secrets/recipients.js'
 
 /** The nix/ folder fleet ships (package root/nix). */
 export function shippedNixDir(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'nix')
 }
 
-const GITIGNORE = `# Private SSH host keys never go into git; back them up elsewhere.
-machines/*/ssh_host_*_key
-# Disk images live in the state directory, not here.
+const GITIGNORE = `${HOST_KEY_IGNORE}# Disk images live in the state directory, not here.
 *.qcow2
 *.raw
 result
@@ -41,14 +43,21 @@ const FLAKE = `{
 export interface InitResult {
   repo: string
   created: string[]
+  /** .fleet/recipients: the admin's public key, to which every machine's host key is encrypted. */
+  recipients: string[]
+  /** The identity that key came from (made in ~/.config/fleet when the admin had none). */
+  identity?: string
   dryRun: boolean
 }
 
-export async function initRepo(dir: string, dryRun: boolean): Promise<InitResult> {
+export async function initRepo(dir: string, opts: { dryRun: boolean; identity?: string; log: (l: string) => void }): Promise<InitResult> {
+  const { dryRun } = opts
   const repo = resolve(dir)
   if (existsSync(join(repo, 'machines'))) throw new UserError(`${repo} is already a fleet repository (machines/ exists)`)
-  const created = ['machines/', 'libvirt/', 'nix/flake.nix', 'nix/fleet/', '.gitignore'].map((p) => join(repo, p))
-  if (dryRun) return { repo, created, dryRun }
+  const created = ['machines/', 'libvirt/', 'nix/flake.nix', 'nix/fleet/', '.gitignore', '.fleet/recipients'].map((p) => join(repo, p))
+  if (dryRun) return { repo, created, recipients: [], dryRun }
+  // The admin's key first: a missing or unreadable identity stops init before anything is made.
+  const me = await adminRecipient(new Keyring(opts.identity), opts.log)
   await mkdir(join(repo, 'machines'), { recursive: true })
   await mkdir(join(repo, 'libvirt'), { recursive: true })
   await writeFile(join(repo, 'machines', '.gitkeep'), '')
@@ -57,5 +66,6 @@ export async function initRepo(dir: string, dryRun: boolean): Promise<InitResult
   if (existsSync(shippedNixDir())) await cp(shippedNixDir(), join(repo, 'nix', 'fleet'), { recursive: true })
   await writeFile(join(repo, 'nix', 'flake.nix'), FLAKE)
   if (!existsSync(join(repo, '.gitignore'))) await writeFile(join(repo, '.gitignore'), GITIGNORE)
-  return { repo, created, dryRun }
+  if (!existsSync(recipientsFile({ repo }))) await writeRecipients({ repo }, [me.recipient])
+  return { repo, created, recipients: [me.recipient.line], identity: me.identity, dryRun }
 }

@@ -10,6 +10,7 @@ import { dataLines } from '../machines/validate.js'
 export async function readKeyArgs(values: string[]): Promise<string[]> {
   const keys: string[] = []
   for (const v of values) {
+    if (v.trim() === 'none') continue // --admin-key none: no key at all (no default login key either)
     const p = v.startsWith('~/') ? homedir() + v.slice(1) : v
     if (!/^(ssh-|ecdsa-|sk-)/.test(v) && existsSync(p)) keys.push(...dataLines(await readFile(p, 'utf8')))
     else keys.push(v.trim())

@@ -1,4 +1,5 @@
 // define / start / stop / destroy of existing machines.
+import { task } from '../util/progress.js'
 import { existsSync } from 'node:fs'
 import { lstat, realpath, rm } from 'node:fs/promises'
 import { basename, dirname, resolve, sep } from 'node:path'
@@ -146,10 +147,12 @@ async function stopLocked(ctx: FleetContext, name: VmName, opts: { timeoutS: num
   await owned(ctx, name, opts)
   const before = await stateOf(name)
   if (!(await libvirt.isActive(name)) || ctx.dryRun) return { name, before, after: ctx.dryRun ? 'shut off' : before, dryRun: ctx.dryRun, forced: false }
-  ctx.log(`Shutting down ${name} (ACPI, up to ${opts.timeoutS}s)`)
-  await libvirt.shutdown(name)
+  const off = await task(ctx.log, `Shutting down ${name} (ACPI, up to ${opts.timeoutS} s)`, async () => {
+    await libvirt.shutdown(name)
+    return waitOff(name, opts.timeoutS * 1000)
+  })
   let forced = false
-  if (!(await waitOff(name, opts.timeoutS * 1000))) {
+  if (!off) {
     if (!opts.force) {
       throw new UserError(`machine ${name}: still running ${opts.timeoutS}s after the ACPI shutdown request`, `Wait longer with --timeout, or pass --force to power it off.`)
     }

@@ -4,9 +4,7 @@ import { totalmem } from 'node:os'
 import * as libvirt from '../adapters/libvirt.js'
 import { UserError } from '../errors.js'
 import type { Arch } from '../machines/model.js'
-import { defaultSpec, type NewMachineSpec } from '../machines/new-machine.js'
-import type { HostFacts } from '../machines/spec-checks.js'
-import { QUESTIONS, formatAnswer, parseAnswer } from '../prompts/questions.js'
+import { defaultSpec, FIELDS, formatAnswer, specFromFlags as fromFlags, type Field, type HostFacts, type NewMachineSpec } from '../machines/fields.js'
 import type { Paths } from '../repo.js'
 import { parseChannelKey, readChannels } from '../store/images.js'
 import { findPublicKeys, readKeyArgs, type FoundKey } from './keys.js'
@@ -38,7 +36,7 @@ export async function hostFacts(): Promise<HostFacts> {
 /** The full spec for a new machine, or a UserError saying which flags are missing. */
 export async function resolveNewMachineSpec(paths: Paths, name: string, req: NewMachineRequest, host: HostFacts): Promise<NewMachineSpec> {
   const defaults = defaultSpec()
-  const missing = QUESTIONS.filter((q) => req.given[q.key] === undefined)
+  const missing = (FIELDS as readonly Field[]).filter((f) => f.prompt && req.given[f.key] === undefined)
   // A terminal and something left to ask: ask it (nothing given and nothing asked needs no summary).
   if (req.ask && !req.yes && missing.length) {
     const facts: PromptFacts = {
@@ -67,32 +65,7 @@ function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
 }
 
-/** create-vm's setting flags, as oclif parsed them. */
-export interface SpecFlags {
-  memory?: string
-  vcpus?: string
-  'var-size'?: string
-  base?: string
-  network?: string
-  arch?: string
-  dns?: string
-  host?: string[]
-  'tcp-ports'?: string
-  'udp-ports'?: string
-  'admin-key'?: string[]
-  'user-key'?: string[]
-}
-
-/** The fields the flags give (absent flags stay absent, so prompts or defaults fill them). */
-export async function specFromFlags(f: SpecFlags): Promise<Partial<NewMachineSpec>> {
-  const given: Partial<NewMachineSpec> = {}
-  for (const q of QUESTIONS) {
-    const value = f[q.flag as keyof SpecFlags]
-    if (value === undefined) continue
-    const texts = Array.isArray(value) ? value : [value]
-    const parsed = q.kind === 'keys' ? await readKeyArgs(texts) : Array.isArray(value) ? texts : parseAnswer(q, value)
-    Object.assign(given, { [q.key]: parsed })
-  }
-  if (f.arch !== undefined) given.arch = f.arch as NewMachineSpec['arch'] // checked with the rest
-  return given
+/** The fields create-vm's flags give (see machines/fields.ts); key files are read here. */
+export function specFromFlags(flags: Readonly<Record<string, unknown>>): Promise<Partial<NewMachineSpec>> {
+  return fromFlags(flags, readKeyArgs)
 }

@@ -8,7 +8,7 @@ import { readdir } from 'node:fs/promises'
 import * as libvirt from '../adapters/libvirt.js'
 import { UserError } from '../errors.js'
 import type { Machine } from '../machines/model.js'
-import { loadAllMachines, readIdentity } from '../machines/repository.js'
+import { loadAllMachines, readIdentityFiles } from '../machines/repository.js'
 import { isVmName, vmName, type VmName } from '../name.js'
 import { readIntent, vmTarget } from '../ops/intent.js'
 import { vmFiles } from '../repo.js'
@@ -99,9 +99,10 @@ async function planMachine(ctx: FleetContext, host: Host, m: Machine): Promise<P
   const hasBoot = existsSync(files.boot)
   const hasVar = existsSync(files.var)
   if (dom) {
-    const owner = parseDomain(dom.xml).fleet
+    const summary = parseDomain(dom.xml)
+    const owner = summary.fleet
     const ownerKind: libvirt.DomainOwner = owner ? (owner.fleetId ? { kind: 'fleet', fleetId: owner.fleetId, machine: owner.machine, disks: [] } : { kind: 'legacy', machine: owner.machine, disks: [] }) : { kind: 'none', disks: [] }
-    const disks = parseDomain(dom.xml).disks.map((d) => d.source)
+    const disks = summary.disks.map((d) => d.source)
     const ownDisks = disks.length > 0 && disks.every((d) => d === files.boot || d === files.var)
     const problem = ownershipProblem(m.name, host.ours, { ...ownerKind, disks }, ownDisks)
     if (problem) return entry(m.name, 'foreign', state, `${problem}; never touched (pick another machine name, or adopt it with \`fleet define-vm ${m.name} --adopt\`)`)
@@ -117,7 +118,13 @@ async function planMachine(ctx: FleetContext, host: Host, m: Machine): Promise<P
   const from = backing ? digestOfPath(ctx.paths, backing) : undefined
   if (!from) return entry(m.name, 'broken', state, `${files.boot} is backed by ${backing ?? 'nothing'}, not an image of this store`)
   if (!existsSync(imagePath(ctx.paths, from))) return entry(m.name, 'broken', state, `${files.boot} is backed by ${imagePath(ctx.paths, from)}, which is missing`)
-  const identity = diffManifest(await readManifest(files.dir), manifestOf(await readIdentity(m)))
+  const written = await readManifest(files.dir)
+  const now = await readIdentityFiles(m)
+  const want = manifestOf(now.files)
+  // An encrypted secret (the host private key) is not decrypted to plan: its .pub, compared like
+  // any file, changes with it, so what fleet wrote for it stands.
+  for (const f of now.encrypted) if (written?.[f]) want[f] = written[f]
+  const identity = diffManifest(written, want)
   const base = { from, to: channel.digest }
   if (!dom) return entry(m.name, 'define', state, 'disks are there, the domain is not: define it from machines/', { base, identity })
   // Drift of the definition against the base the VM is on now; an upgrade moves the base itself.
@@ -149,7 +156,8 @@ async function orphans(ctx: FleetContext, host: Host, known: Set<string>): Promi
   const out: PlanEntry[] = []
   const seen = new Set<string>()
   for (const d of host.domains.values()) {
-    if (known.has(d.name) || !isVmName(d.name)) continue
+    // Only a domain whose XML carries our id can be ours: the others are not parsed at all.
+    if (known.has(d.name) || !isVmName(d.name) || !host.ours || !d.xml.includes(host.ours)) continue
     const owner = parseDomain(d.xml).fleet
     if (!host.ours || owner?.fleetId !== host.ours) continue
     seen.add(d.name)

@@ -1,6 +1,7 @@
 // fleet ssh: where a VM is reached and with which host key. The known_hosts entry comes from
 // machines/NAME/ssh_host_ed25519_key.pub, the key fleet itself put on the /var disk, so the very
 // first connection is verified.
+import { task, type Log, type Task } from '../util/progress.js'
 import type { VmName } from '../name.js'
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
@@ -11,6 +12,7 @@ import { UserError } from '../errors.js'
 import { loadMachine } from '../machines/repository.js'
 import { vmFiles, type Paths } from '../repo.js'
 import { writeFileAtomic } from '../util/fsx.js'
+import { fleetKeyFile, fleetPublicKey } from './login-key.js'
 
 export interface SshOptions {
   user: string
@@ -46,15 +48,29 @@ export async function sshTarget(paths: Paths, name: VmName, o: SshOptions): Prom
   }
   const knownHosts = join(files.dir, 'known_hosts')
   await writeFileAtomic(knownHosts, `${name} ${type} ${key}\n`)
-  return { host, port, user: o.user, alias: name, knownHosts, identity: o.identity, batch: o.batch }
+  return { host, port, user: o.user, alias: name, knownHosts, identity: o.identity ?? (await fleetLoginKey(paths, m.dir, o.user)), batch: o.batch }
+}
+
+/** fleet's own key pair, when the account's authorized keys hold it (create-vm put it there for want of yours). */
+async function fleetLoginKey(paths: Paths, dir: string, user: string): Promise<string | undefined> {
+  const pub = await fleetPublicKey(paths)
+  const authorized = join(dir, `${user}_authorized_keys`)
+  if (!pub || !existsSync(authorized)) return undefined
+  const blob = pub.split(/\s+/)[1]
+  const keys = (await readFile(authorized, 'utf8')).split('\n').map((l) => l.trim().split(/\s+/)[1])
+  return blob && keys.includes(blob) ? fleetKeyFile(paths) : undefined
 }
 
 const KEY_MISMATCH = /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/
 
 /** Waits until a login works; stops at once on a host key mismatch (never trusted, never retried). */
-export async function waitForSsh(paths: Paths, name: VmName, o: SshOptions, timeoutS: number, log: (l: string) => void): Promise<SshTarget> {
-  const deadline = Date.now() + timeoutS * 1000
-  let lastLog = 0
+export async function waitForSsh(paths: Paths, name: VmName, o: SshOptions, timeoutS: number, log: Log): Promise<SshTarget> {
+  return task(log, `Waiting up to ${timeoutS} s for SSH on ${name}`, (t) => waitLoop(paths, name, o, timeoutS, t))
+}
+
+async function waitLoop(paths: Paths, name: VmName, o: SshOptions, timeoutS: number, t: Task): Promise<SshTarget> {
+  const start = Date.now()
+  const deadline = start + timeoutS * 1000
   let lastError = ''
   let target: SshTarget | undefined
   for (;;) {
@@ -74,10 +90,7 @@ export async function waitForSsh(paths: Paths, name: VmName, o: SshOptions, time
       lastError = r.error
     }
     if (Date.now() >= deadline) throw new UserError(`machine ${name}: no SSH login within ${timeoutS} s (${lastError || 'no answer'})`, `Look at the console: fleet console ${name} --log --tail 40`)
-    if (Date.now() - lastLog > 10_000) {
-      log(`waiting for SSH on ${name}${target ? ` (${target.host}:${target.port})` : ''}…`)
-      lastLog = Date.now()
-    }
+    t.status(`${Math.round((Date.now() - start) / 1000)} s${target ? `, ${target.host}:${target.port}` : ', no address yet'}`)
     await new Promise((r) => setTimeout(r, 2000))
   }
 }

@@ -1,5 +1,6 @@
 // The end of an upgrade, shared by upgrade itself and by the recovery of one a kill interrupted
 // at or after the identity resync (the commit point: from there on it is finished, not undone).
+import { task } from '../util/progress.js'
 import { existsSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as libvirt from '../adapters/libvirt.js'
@@ -39,17 +40,17 @@ export async function rollForwardUpgrade(ctx: FleetContext, name: VmName, intent
   const d = intent.data
   const files = vmFiles(ctx.paths, name)
   if (intent.intent.phase === 'identity') {
-    // The killed run's appliance exits by itself (its stdin closed); wait for it to let go of /var.
+    // The killed run's appliance or FUSE export exits by itself (its stdin closed); wait for it to let go of /var.
     for (let i = 0; i < 120 && (await qemuImg.isLocked(files.var)); i++) {
       if (i === 0) ctx.log(`machine ${name}: waiting for the killed run's appliance to release ${files.var}`)
       await sleep(500)
     }
     const m = await loadMachine(ctx.paths, name)
-    const identity = await readIdentity(m)
+    const identity = await readIdentity(m, ctx.keyring)
     const scratch = await makeScratch(ctx.paths, `recover-${name}`)
     try {
       await ctx.virtType() // decides whether the appliance may use KVM (a useless /dev/kvm hangs it)
-      await resyncIdentity([{ file: files.var, identity }], scratch.dir)
+      await task(ctx.log, `Resyncing the identity of ${name}`, () => resyncIdentity([{ file: files.var, identity }], scratch.dir, ctx.log))
     } finally {
       await scratch.remove()
     }

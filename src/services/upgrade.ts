@@ -5,6 +5,8 @@
 //   overlays (old one kept as .previous for rollback) → restart if it ran.
 // A VM that does not stop or fails ends on its old overlay and definition, running if it ran,
 // and does not keep the others down. A VM already in sync is left alone (its rollback point too).
+import { task } from '../util/progress.js'
+import { structuredPatch } from 'diff'
 import { existsSync } from 'node:fs'
 import { chmod, readFile, rm } from 'node:fs/promises'
 import * as libvirt from '../adapters/libvirt.js'
@@ -57,25 +59,11 @@ export interface UpgradeResult {
   timings: Record<string, number>
 }
 
-/** A line diff in order (longest common subsequence), so moved or repeated lines show too. */
-export function lineDiff(a: string, b: string): string[] {
-  const x = a ? a.split('\n') : []
-  const y = b ? b.split('\n') : []
-  const n = x.length
-  const m = y.length
-  const lcs: number[][] = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0))
-  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) lcs[i]![j] = x[i] === y[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!)
-  const out: string[] = []
-  let i = 0
-  let j = 0
-  while (i < n || j < m) {
-    if (i < n && j < m && x[i] === y[j]) {
-      i++
-      j++
-    } else if (i < n && (j >= m || lcs[i + 1]![j]! >= lcs[i]![j + 1]!)) out.push(`- ${x[i++]}`)
-    else out.push(`+ ${y[j++]}`)
-  }
-  return out
+/** A unified diff (the `diff` library: Myers, 3 lines of context, @@ hunks as GNU diff numbers them); empty for equal text. */
+export function unifiedDiff(a: string, b: string, from = 'a', to = 'b'): string[] {
+  if (a === b) return []
+  const patch = structuredPatch(from, to, a ? a.replace(/\n?$/, '\n') : '', b.replace(/\n?$/, '\n'), undefined, undefined, { context: 3 })
+  return [`--- ${from}`, `+++ ${to}`, ...patch.hunks.flatMap((h) => [`@@ -${h.oldLines ? h.oldStart : h.oldStart - 1},${h.oldLines} +${h.newLines ? h.newStart : h.newStart - 1},${h.newLines} @@`, ...h.lines])]
 }
 
 interface Planned {
@@ -99,7 +87,7 @@ async function planVm(ctx: FleetContext, m: Machine): Promise<Planned> {
   // Another fleet's (or a hand-made) domain of this name is refused before anything changes.
   await assertOwned(ctx.paths, m.name, { adopt: ctx.adopt, log: ctx.log })
   const image = await resolveChannel(ctx.paths, m.base, m.name, m.arch)
-  const identity = await readIdentity(m)
+  const identity = await readIdentity(m, ctx.keyring)
   const baseFrom = await currentBaseDigest(ctx.paths, m)
   const xml = await machineXml(ctx, m, image.digest)
   const xmlFile = xmlPath(ctx.paths, m.name)
@@ -109,7 +97,7 @@ async function planVm(ctx: FleetContext, m: Machine): Promise<Planned> {
     plan: {
       name: m.name, baseFrom, baseTo: image.digest,
       identity: diffManifest(await readManifest(files.dir), manifestOf(identity)),
-      xmlChanged: oldXml !== xml, xmlDiff: lineDiff(oldXml ?? '', xml),
+      xmlChanged: oldXml !== xml, xmlDiff: unifiedDiff(oldXml ?? '', xml, `libvirt/${m.name}.xml`, `libvirt/${m.name}.xml (after upgrade)`),
       wasRunning: await libvirt.isActive(m.name),
     },
   }
@@ -233,9 +221,9 @@ async function doUpgrade(ctx: FleetContext, plans: Planned[], opts: { timeoutS: 
     // From here on an interruption rolls forward: the resync is the commit point.
     for (const p of todo) await p.intent!.phase('identity')
     step('upgrade:identity')
-    ctx.log(`Resyncing identity on ${todo.length} /var disk(s) in one appliance launch`)
     try {
-      await resyncIdentity(todo.map((p) => ({ file: p.files.var, identity: p.identity })), tmp)
+      await task(ctx.log, `Resyncing identity on ${todo.length} /var disk(s) at once`,
+        () => resyncIdentity(todo.map((p) => ({ file: p.files.var, identity: p.identity })), tmp, ctx.log))
     } catch (e) {
       if (todo.length === 1) return fail(ctx, todo[0]!, `identity resync: ${(e as Error).message}; /var/identity holds the old or the new identity, complete`)
       // One bad disk must not fail the others: each alone, to find which.

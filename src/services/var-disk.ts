@@ -3,8 +3,11 @@ import { mkdtemp, mkdir, chmod, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { deviceOf, GuestfishSession, runGuestfish } from '../adapters/guestfish.js'
 import { ToolError, UserError } from '../errors.js'
+import * as e2fs from '../adapters/e2fs.js'
 import { chownRoot, mkfsExt4FromDir } from '../adapters/mkfs.js'
 import * as qemuImg from '../adapters/qemu-img.js'
+import * as rollback from './var-rollback-point.js'
+import type { RollbackPoint } from './var-rollback-point.js'
 import { identityMode } from '../machines/model.js'
 import { ustar, type TarEntry } from './ustar.js'
 
@@ -85,73 +88,249 @@ export async function createVarDisk(file: string, sizeBytes: number, identity: M
   await chmod(file, 0o600)
 }
 
+/** How the identity reaches an existing /var disk: e2fsprogs through a FUSE export, or the libguestfs appliance. */
+export type IdentityMethod = 'e2fs' | 'guestfish'
+
+/** FLEET_VAR_METHOD=guestfish forces the appliance; otherwise the appliance-free path where it works. */
+export function identityMethod(env = process.env): IdentityMethod {
+  return env.FLEET_VAR_METHOD === 'guestfish' ? 'guestfish' : 'e2fs'
+}
+
+type Disk = { file: string; identity: Map<string, Buffer> }
+
 /**
  * Makes /identity on each /var disk hold exactly its `identity` (modes from identityMode(),
- * owner 0:0), in ONE guestfish appliance launch for all disks.
+ * owner 0:0). By default without an appliance (e2fs: qemu-storage-daemon's FUSE export and
+ * debugfs, ~0.1 s a disk); with the guestfish appliance (ONE launch for all disks) when
+ * FLEET_VAR_METHOD=guestfish, when FUSE or the tools are missing, or when e2fsck cannot use a
+ * filesystem (a feature the host's e2fsprogs does not know). `log` hears which method ran.
  *
  * Refuses, before writing anything, a disk that a process holds open (a running VM), that is not
  * ext4 labelled `var`, or whose filesystem `e2fsck -f -p` (journal replayed) cannot leave clean.
- * The new set is written complete to /identity.new and synced, then swapped in with two renames
+ * The new set is written complete to /identity.new and flushed, then swapped in with renames
  * (/identity → /identity.old, /identity.new → /identity); so a failure or kill at any point leaves a
  * complete identity, old or new, and the next call converges from whatever it finds: a lone
  * /identity.old (killed between the renames) is the old identity and is moved back first.
  * Staged copies (they include the SSH host private key) live only inside `tmpDir`, a 0700 folder
  * the caller creates and removes; this function removes its own files there on every path.
  */
-export async function resyncIdentity(disks: { file: string; identity: Map<string, Buffer> }[], tmpDir: string): Promise<void> {
-  if (!disks.length) return
+export async function resyncIdentity(disks: Disk[], tmpDir: string, log: (line: string) => void = () => {}): Promise<IdentityMethod | undefined> {
+  if (!disks.length) return undefined
   for (const d of disks) {
     if (await qemuImg.isLocked(d.file)) throw inUse(d.file)
   }
-  await withStaging(tmpDir, async (work) => {
-    const staged = await Promise.all(disks.map(async (d, i) => {
-      await mkdir(join(work, String(i)), { mode: 0o700 })
-      return stageIdentityTar(d.identity, join(work, String(i)), NEW)
-    }))
-    let g: GuestfishSession
-    try {
-      g = await GuestfishSession.open(disks.map((d) => d.file))
-    } catch (e) {
-      // A VM started since the check above: the appliance could not take the write lock.
-      for (const d of disks) if (await qemuImg.isLocked(d.file).catch(() => false)) throw inUse(d.file)
-      throw e
+  let why = identityMethod() === 'guestfish' ? 'FLEET_VAR_METHOD=guestfish' : await e2fs.unavailable()
+  if (!why) {
+    log(`Identity sync of ${disks.length} /var disk(s): e2fs (qemu-storage-daemon FUSE export + debugfs, no appliance)`)
+    why = await withStaging(tmpDir, (work) => resyncE2fs(disks, work, log))
+    if (!why) return 'e2fs'
+  }
+  log(`Identity sync of ${disks.length} /var disk(s): guestfish appliance, one launch (${why})`)
+  await withStaging(tmpDir, (work) => resyncGuestfish(disks, work))
+  return 'guestfish'
+}
+
+/**
+ * The appliance-free sync; resolves with why it could not be used (nothing written then), or
+ * undefined when done. A rollback point (var-rollback-point.ts) covers each disk while it is
+ * written; a disk an earlier, unfinished sync left with errors e2fsck -p will not repair is put
+ * back to its point first, once.
+ */
+async function resyncE2fs(disks: Disk[], work: string, log: (line: string) => void, reverted = false, taken = new Set<string>()): Promise<string | undefined> {
+  const points: RollbackPoint[] = []
+  const key = (p: RollbackPoint): string => `${p.file}\0${p.name}`
+  // Points this call took go away again unless a write began (then they cover it until the end).
+  const dropTaken = async (): Promise<void> => {
+    for (const p of points) if (taken.has(key(p))) await rollback.drop(p).catch(() => {})
+  }
+  try {
+    for (const d of disks) {
+      const p = await rollback.takeRollbackPoint(d.file, work)
+      // After going back, the points this call took earlier are found again: still this call's.
+      if (taken.has(key(p))) p.leftover = false
+      if (!p.leftover) taken.add(key(p))
+      points.push(p)
     }
-    try {
-      for (const [i, d] of disks.entries()) await checkVarFilesystem(g, deviceOf(i), d.file)
-      for (const [i, tar] of staged.entries()) {
-        await g.mount(deviceOf(i), '/')
-        try {
-          await swapIdentity(g, tar)
-        } catch (e) {
-          if (!(e instanceof ToolError)) throw e
-          const again = `/var disk ${disks[i]!.file} keeps a complete identity (old or new; disks before it have the new one). Fix the cause and run the command again: it finishes the swap.`
-          throw Object.assign(new ToolError(e.tool, e.args, e.code, e.stderr, again), { cause: e })
-        }
-        await g.umount('/')
+  } catch (e) {
+    await dropTaken()
+    for (const d of disks) if (await qemuImg.isLocked(d.file).catch(() => false)) throw inUse(d.file)
+    throw e
+  }
+  const exports = join(work, 'exports')
+  await mkdir(exports, { recursive: true, mode: 0o700 })
+  let s: e2fs.E2fsSession
+  try {
+    s = await e2fs.E2fsSession.open(disks.map((d) => d.file), exports)
+  } catch (e) {
+    await dropTaken()
+    // A VM started since the check above: the daemon could not take the write lock.
+    for (const d of disks) if (await qemuImg.isLocked(d.file).catch(() => false)) throw inUse(d.file)
+    if (e instanceof ToolError) return `the FUSE export failed: ${e.stderr.trim().split('\n').slice(-1)[0] ?? ''}`
+    throw e
+  }
+  let writing = false
+  try {
+    for (const [i, d] of disks.entries()) {
+      const { type, label } = await e2fs.probe(s.image(i))
+      refuseUnlessVar(d.file, type, label)
+    }
+    for (const [i, d] of disks.entries()) {
+      const r = await e2fs.e2fsck(s.image(i))
+      if (r.result === 'unusable') {
+        await s.close()
+        await dropTaken()
+        return `e2fsck cannot use ${d.file}: ${r.output.split('\n').slice(-1)[0]}`
       }
-    } catch (e) {
-      await g.close().catch(() => {})
-      throw e
+      if (r.result === 'errors') {
+        if (!reverted && (await rollback.safeToRevert(points[i]!, work))) {
+          await s.close()
+          log(`/var disk ${d.file}: an earlier identity sync did not finish and left errors e2fsck -p will not repair; going back to the state before it (the guest has not mounted it since)`)
+          await rollback.revert(points[i]!)
+          return await resyncE2fs(disks, work, log, true, taken)
+        }
+        throw e2fsckRefused(d.file, new ToolError('e2fsck', ['-f', '-p', d.file], 4, r.output))
+      }
     }
-    await g.close()
-  })
+    writing = true
+    for (const [i, d] of disks.entries()) {
+      const staged = join(work, String(i))
+      await mkdir(staged, { mode: 0o700 })
+      const files = new Map<string, string>()
+      for (const [name, data] of d.identity) {
+        if (!/^[A-Za-z0-9._+-]+$/.test(name)) throw new Error(`identity file name ${JSON.stringify(name)}`)
+        const local = join(staged, name)
+        await writeFile(local, data, { mode: 0o600, flag: 'wx' })
+        files.set(name, local)
+      }
+      try {
+        await swapIdentityE2fs(s, i, files)
+      } catch (e) {
+        if (!(e instanceof ToolError)) throw e
+        throw Object.assign(new ToolError(e.tool, e.args, e.code, e.stderr, again(d.file)), { cause: e })
+      }
+    }
+  } catch (e) {
+    await s.close().catch(() => {})
+    if (!writing) await dropTaken()
+    throw e
+  }
+  await s.close()
+  // Written and flushed: the points have done their job. One that cannot be dropped only costs space.
+  for (const p of points) {
+    await rollback.drop(p).catch((e: Error) => log(`/var disk ${p.file}: could not remove the internal snapshot ${p.name} (${e.message}); qemu-img snapshot -d ${p.name} ${p.file} removes it`))
+  }
+  return undefined
+}
+
+/**
+ * Disk i in the session: finish or undo an interrupted swap, write /identity.new, swap it in.
+ * Each phase ends with the filesystem closed, so it is on the disk before the next begins; the
+ * swap itself rewrites one block (the root folder's), so a kill leaves it either before or after.
+ */
+async function swapIdentityE2fs(s: e2fs.E2fsSession, i: number, files: Map<string, string>): Promise<void> {
+  const top = async (): Promise<Set<string>> => new Set((await s.list('/'))?.map((e) => e.name))
+  await s.openFs(i)
+  let root = await top()
+  // Killed between the two renames: /identity.old is the complete old identity; put it back.
+  if (!root.has('identity') && root.has('identity.old')) {
+    await s.renameAndClose([[OLD, IDENTITY]])
+    await s.openFs(i)
+    root = await top()
+  }
+  if (root.has('identity.old')) await rmTree(s, OLD)
+  if (root.has('identity.new')) await rmTree(s, NEW)
+  await s.mkdir(NEW)
+  await s.setAttrs(NEW, 0o040755, 0, 0)
+  for (const [name, local] of files) {
+    await s.put(local, `${NEW}/${name}`)
+    await s.setAttrs(`${NEW}/${name}`, 0o100000 | identityMode(name), 0, 0)
+  }
+  // The new files reach the disk before any rename that makes them the identity.
+  await s.closeFs()
+  await s.openFs(i)
+  // Both renames in one batch and one block: no kill or Ctrl-C leaves only the first done.
+  await s.renameAndClose((await top()).has('identity') ? [[IDENTITY, OLD], [NEW, IDENTITY]] : [[NEW, IDENTITY]])
+  await s.openFs(i)
+  await rmTree(s, OLD)
+  await s.closeFs()
+}
+
+/** rm -rf inside the open filesystem (debugfs removes one name at a time). */
+async function rmTree(s: e2fs.E2fsSession, path: string): Promise<void> {
+  const entries = await s.list(path)
+  if (entries === undefined) {
+    // Not a folder (or gone): a plain name, if anything.
+    const parent = await s.list(path.slice(0, path.lastIndexOf('/')) || '/')
+    if (parent?.some((e) => e.name === path.slice(path.lastIndexOf('/') + 1))) await s.rm(path)
+    return
+  }
+  for (const e of entries) {
+    const p = `${path}/${e.name}`
+    if (e.dir) await rmTree(s, p)
+    else await s.rm(p)
+  }
+  await s.rmdir(path)
+}
+
+function again(file: string): string {
+  return `/var disk ${file} keeps a complete identity (old or new; disks before it have the new one). Fix the cause and run the command again: it finishes the swap.`
+}
+
+/** The appliance path: one guestfish launch for all disks. */
+async function resyncGuestfish(disks: Disk[], work: string): Promise<void> {
+  const staged = await Promise.all(disks.map(async (d, i) => {
+    await mkdir(join(work, String(i)), { mode: 0o700 })
+    return stageIdentityTar(d.identity, join(work, String(i)), NEW)
+  }))
+  let g: GuestfishSession
+  try {
+    g = await GuestfishSession.open(disks.map((d) => d.file))
+  } catch (e) {
+    // A VM started since the check above: the appliance could not take the write lock.
+    for (const d of disks) if (await qemuImg.isLocked(d.file).catch(() => false)) throw inUse(d.file)
+    throw e
+  }
+  try {
+    for (const [i, d] of disks.entries()) await checkVarFilesystem(g, deviceOf(i), d.file)
+    for (const [i, tar] of staged.entries()) {
+      await g.mount(deviceOf(i), '/')
+      try {
+        await swapIdentity(g, tar)
+      } catch (e) {
+        if (!(e instanceof ToolError)) throw e
+        throw Object.assign(new ToolError(e.tool, e.args, e.code, e.stderr, again(disks[i]!.file)), { cause: e })
+      }
+      await g.umount('/')
+    }
+  } catch (e) {
+    await g.close().catch(() => {})
+    throw e
+  }
+  await g.close()
 }
 
 function inUse(file: string): UserError {
   return new UserError(`/var disk ${file} is in use by another process (a running VM?); nothing was written to it`, 'Stop the VM that uses it (fleet stop-vm NAME), then run the command again.')
 }
 
+/** Refuses a disk whose filesystem (as blkid names it; '' for none) is not ext4 labelled `var`. */
+function refuseUnlessVar(file: string, type: string, label: string): void {
+  if (type !== 'ext4') throw new UserError(`/var disk ${file} holds ${type ? `a ${type} filesystem` : 'no filesystem'}, not ext4 labelled "${VAR_LABEL}"; nothing was written to it`, 'Check that the path points at a VM\'s var.qcow2.')
+  if (label !== VAR_LABEL) throw new UserError(`/var disk ${file} is ext4 labelled "${label}", not "${VAR_LABEL}"; nothing was written to it`, 'Check that the path points at a VM\'s var.qcow2.')
+}
+
+function e2fsckRefused(file: string, cause: unknown): UserError {
+  const err = new UserError(`/var disk ${file}: e2fsck -f -p found errors it cannot repair safely; nothing was written to it`, `Repair it by hand first (e.g. guestfish -a ${file} run : e2fsck /dev/sda forceall:true), then run the command again.`)
+  return Object.assign(err, { cause })
+}
+
 /** Refuses a disk that is not a clean ext4 labelled `var`, naming it. */
 async function checkVarFilesystem(g: GuestfishSession, device: string, file: string): Promise<void> {
-  const type = await g.vfsType(device)
-  if (type !== 'ext4') throw new UserError(`/var disk ${file} holds ${type ? `a ${type} filesystem` : 'no filesystem'}, not ext4 labelled "${VAR_LABEL}"; nothing was written to it`, 'Check that the path points at a VM\'s var.qcow2.')
-  const label = await g.vfsLabel(device)
-  if (label !== VAR_LABEL) throw new UserError(`/var disk ${file} is ext4 labelled "${label}", not "${VAR_LABEL}"; nothing was written to it`, 'Check that the path points at a VM\'s var.qcow2.')
+  refuseUnlessVar(file, await g.vfsType(device), await g.vfsLabel(device))
   try {
     await g.e2fsck(device)
   } catch (e) {
-    const err = new UserError(`/var disk ${file}: e2fsck -f -p found errors it cannot repair safely; nothing was written to it`, `Repair it by hand first (e.g. guestfish -a ${file} run : e2fsck /dev/sda forceall:true), then run the command again.`)
-    throw Object.assign(err, { cause: e })
+    throw e2fsckRefused(file, e)
   }
 }
 

@@ -69,7 +69,7 @@ export async function resolveChannel(paths: Paths, channel: string, forMachine?:
   if (!c) {
     const archFlag = arch === 'x86_64' ? '' : ` --arch ${arch}`
     throw new UserError(`${who}base channel "${channel}" has no ${arch} image in ${paths.images}`,
-      `Build one with \`fleet build --channel ${channel}${archFlag}\` or import one with \`fleet image import FILE --name ${channel}${archFlag}\`.`)
+      `Build one with \`fleet build --channel ${channel}${archFlag}\` or import one with \`fleet image import FILE --channel ${channel}${archFlag}\`.`)
   }
   const p = imagePath(paths, c.digest)
   if (!existsSync(p)) throw new UserError(`${who}channel "${channel}" points at ${c.digest}, but ${p} is missing`)

@@ -1,6 +1,7 @@
 // Putting an image into the store and moving channels: under the store's exclusive lock and an
 // intent record. The image is copied into the store's own folder first, and that copy (not the
 // source, which could change meanwhile) is verified, made read-only and renamed into place.
+import { task, type Log } from '../util/progress.js'
 import { existsSync } from 'node:fs'
 import { chmod, mkdir, readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -16,7 +17,7 @@ import { channelsFile, DIGEST, imagePath, readChannels, verifyBaseImage } from '
 
 export interface StoreContext {
   paths: Paths
-  log: (line: string) => void
+  log: Log
 }
 
 export interface ImportResult {
@@ -91,8 +92,7 @@ export async function importImage(ctx: StoreContext, file: string, channel: stri
     const intent = await beginIntent<ImportData>(paths, STORE_TARGET, 'import', 'copy', { tmp, channel })
     try {
       step('import:copy')
-      if (!opts.move) ctx.log(`Copying ${file} into the image store`)
-      const digest = opts.move ? await sha256File(file) : await copyHashing(file, tmp)
+      const digest = opts.move ? await sha256File(file) : await task(ctx.log, `Copying ${file} into the image store`, () => copyHashing(file, tmp))
       step('import:verify')
       const info = await verifyBaseImage(tmp, file)
       const dst = imagePath(paths, digest)

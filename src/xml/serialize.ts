@@ -1,5 +1,11 @@
 // Domain model <-> XML via fast-xml-parser. Never string templates.
-import { XMLBuilder, XMLParser } from 'fast-xml-parser'
+import { createRequire } from 'node:module'
+
+// fast-xml-parser (its bundled CommonJS build) loads on first use: commands that never touch XML
+// start faster without it.
+type Fxp = typeof import('fast-xml-parser')
+let fxp: Fxp | undefined
+const lib = (): Fxp => (fxp ??= createRequire(import.meta.url)('fast-xml-parser') as Fxp)
 import type { Disk, Domain, Interface } from './domain.js'
 
 export const FLEET_NS = 'https://github.com/fleet-vm/fleet/xmlns/1'
@@ -100,26 +106,28 @@ export function domainTree(d: Domain): Node {
   }
 }
 
-const builder = new XMLBuilder({
+let builder_: InstanceType<Fxp['XMLBuilder']> | undefined
+const builder = () => (builder_ ??= new (lib().XMLBuilder)({
   ignoreAttributes: false,
   attributeNamePrefix: '@_',
   format: true,
   indentBy: '  ',
   suppressEmptyNode: true,
   suppressBooleanAttributes: false,
-})
+}))
 
 export function serializeDomain(d: Domain): string {
-  return builder.build(domainTree(d)) as string
+  return builder().build(domainTree(d)) as string
 }
 
-const parser = new XMLParser({
+let parser_: InstanceType<Fxp['XMLParser']> | undefined
+const parser = () => (parser_ ??= new (lib().XMLParser)({
   ignoreAttributes: false,
   attributeNamePrefix: '@_',
   parseTagValue: false,
   parseAttributeValue: false,
   isArray: (name) => ['disk', 'interface', 'portForward', 'qemu:arg'].includes(name),
-})
+}))
 
 /** What fleet reads back from a defined domain's XML (libvirt's normalised form). */
 export interface DomainSummary {
@@ -149,7 +157,7 @@ export function fleetElement(metadata: Node | undefined): Node | undefined {
 }
 
 export function parseDomain(xml: string): DomainSummary {
-  const dom = (parser.parse(xml) as { domain?: Node }).domain
+  const dom = (parser().parse(xml) as { domain?: Node }).domain
   if (!dom) throw new Error('not a <domain> document')
   const get = (n: unknown, k: string): Node | undefined => (n && typeof n === 'object' ? ((n as Node)[k] as Node | undefined) : undefined)
   const text = (n: unknown): string | undefined => (typeof n === 'string' ? n : typeof n === 'object' && n ? (get(n, '#text') as unknown as string) : undefined)

@@ -6,7 +6,7 @@
 // docs/guest-contract.md are checked where they can be: a bad port line is skipped and
 // reported, and a guest without its /var disk prints FLEET-FATAL and powers off.
 import { execa } from 'execa'
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { libvirtMissing } from '../helpers/libvirt-required.js'
@@ -18,9 +18,11 @@ import { setTimeout as sleep } from 'node:timers/promises'
 const sb = sandbox()
 const vm = sb.name('deb')
 const noVar = sb.name('deb-novar')
-const key = join(sb.dir, 'admin_key')
+// No --admin-key and a home without ~/.ssh keys: create-vm makes fleet's own login pair, `fleet ssh` uses it.
+const home = join(sb.dir, 'home')
+const fleetKey = join(sb.state, 'ssh', 'id_ed25519')
 const cache = process.env.FLEET_CACHE_DIR ?? '/var/tmp/fleet-test-cache'
-const env = { ...sb.env, FLEET_CACHE_DIR: cache }
+const env = { ...sb.env, FLEET_CACHE_DIR: cache, HOME: home, SUDO_USER: '' }
 const run = (args: string[], timeoutMs = 600_000) => fleet({ env }, args, { timeoutMs })
 
 interface Built { digest: string; seconds: Record<string, number>; bootstrapCached: boolean; size: number; virtualSize: number; verify?: { line: string; seconds: number; virtType: string } }
@@ -31,9 +33,9 @@ const build = async (verify = true): Promise<Built> => {
   return JSON.parse(r.stdout) as Built
 }
 
-/** fleet ssh with the test's admin key; fails with the console tail if the guest never answers. */
+/** fleet ssh with no key given (fleet's own pair); fails with the console tail if the guest never answers. */
 async function ssh(command: string, waitS = 0): Promise<Run> {
-  const r = await run(['ssh', vm, '-i', key, ...(waitS ? ['--wait', String(waitS)] : []), '--', command], (waitS + 60) * 1000)
+  const r = await run(['ssh', vm, ...(waitS ? ['--wait', String(waitS)] : []), '--', command], (waitS + 60) * 1000)
   if (r.code !== 0 && waitS) throw new Error(`fleet ssh ${vm}: exit ${r.code}\n${r.stderr}\n--- console ---\n${tail(consoleLog(sb, vm), 60)}`)
   return r
 }
@@ -42,7 +44,7 @@ describe.skipIf(libvirtMissing)('Debian base image: build, boot, fleet ssh, upgr
   let first: Built
   beforeAll(async () => {
     mkdirSync(cache, { recursive: true })
-    await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'fleet-test', '-f', key])
+    mkdirSync(home, { recursive: true })
     first = await build()
     console.log(`debian build: ${JSON.stringify(first.seconds)}, ${(first.size / 2 ** 20).toFixed(0)} MiB (zstd), bootstrap ${first.bootstrapCached ? 'cached' : 'cold'}`)
   }, 1_300_000)
@@ -60,9 +62,13 @@ describe.skipIf(libvirtMissing)('Debian base image: build, boot, fleet ssh, upgr
     expect(Object.keys(first.seconds)).toEqual(['bootstrap', 'customize', 'assemble', 'convert', 'verify', 'store', 'total'])
   })
 
-  it('boots to SSH with its own identity: machine-id, journal on /var, read-only root, firewall up, host key verified', async () => {
-    const c = await run(['create-vm', vm, '--network', 'user', '--memory', '1G', '--admin-key', `${key}.pub`, '--tcp-ports', '22,8080', '--yes', '--start'])
+
+  it('boots to SSH with no key given (fleet\'s own pair), with its own identity: machine-id, journal on /var, read-only root, firewall up, host key verified', async () => {
+    const c = await run(['create-vm', vm, '--network', 'user', '--memory', '1G', '--tcp-ports', '22,8080', '--yes', '--start'])
     expect(c.code, c.stderr).toBe(0)
+    expect(c.stdout).toContain(`login admin with fleet's key pair ${fleetKey} (made now); \`fleet ssh ${vm}\` uses it`)
+    expect(statSync(fleetKey).mode & 0o777).toBe(0o600)
+    expect(readFileSync(join(sb.repo, 'machines', vm, 'admin_authorized_keys'), 'utf8')).toBe(readFileSync(`${fleetKey}.pub`, 'utf8'))
     const t0 = performance.now()
     await ssh('true', 420)
     console.log(`start → SSH login: ${((performance.now() - t0) / 1000).toFixed(1)} s`)
@@ -119,7 +125,7 @@ describe.skipIf(libvirtMissing)('Debian base image: build, boot, fleet ssh, upgr
     console.log(`debian rebuild (cached bootstrap): ${JSON.stringify(second.seconds)}`)
 
     const u = await run(['upgrade', vm, '--json'])
-    expect(u.code, u.stderr).toBe(0)
+    expect(u.code, u.stdout + u.stderr).toBe(0)
     expect(JSON.parse(u.stdout).vms[0]).toMatchObject({ baseFrom: first.digest, baseTo: second.digest, restarted: true })
 
     await ssh('true', 420)

@@ -56,7 +56,7 @@ describe.skipIf(libvirtMissing)('an image is promoted only after it proves the g
     const bad = join(sb.dir, 'broken.qcow2')
     await buildTestImage(bad, { version: 'broken', breakContract: 'identity' })
     const files = storeFiles()
-    const r = await fleet(sb, ['image', 'import', bad, '--name', 'base', '--verify'], { timeoutMs: 300_000 })
+    const r = await fleet(sb, ['image', 'import', bad, '--channel', 'base', '--verify'], { timeoutMs: 300_000 })
     console.log(r.stderr)
     expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/did not prove the guest contract, so channel base was not moved: machine-id is 0123456789abcdef0123456789abcdef, not the identity's [0-9a-f]{32}/)

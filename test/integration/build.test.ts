@@ -42,10 +42,10 @@ const sha256 = async (f: string) => (await execa('sha256sum', [f])).stdout.split
 const buildLeftovers = () => (existsSync(join(sb.state, 'build')) ? readdirSync(join(sb.state, 'build')) : [])
 
 describe('fleet build --builder nix (fake nix)', () => {
-  it('builds the flake output, streams nix progress to stderr, stores a verified read-only image under its hash and moves the channel', async () => {
+  it('builds the flake output (nix progress on stderr, none under --json), stores a verified read-only image under its hash and moves the channel', async () => {
     const r = await build(['--builder', 'nix', '--arch', 'x86_64', '--json'])
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stderr).toContain('fake-nix: [1/1 built] make-disk-image')
+    expect(r.stderr).toBe('')
     const out = JSON.parse(r.stdout) as BuildJson
     expect(out).toMatchObject({ builder: 'nix', arch: 'x86_64', channel: 'base', format: 'qcow2', virtualSize: 96 * 1024 ** 2, compressed: false })
     expect(out.path).toBe(join(sb.state, 'images', `${out.digest}.qcow2`))
@@ -56,6 +56,10 @@ describe('fleet build --builder nix (fake nix)', () => {
     expect(args).toContain('build')
     expect(args.some((a) => /^path:.*#packages\.x86_64-linux\.base-image$/.test(a))).toBe(true)
     expect(buildLeftovers()).toEqual([])
+    const again = await build(['--builder', 'nix', '--arch', 'x86_64'])
+    expect(again.code, again.stderr).toBe(0)
+    expect(again.stderr).toContain('fake-nix: [1/1 built] make-disk-image')
+    expect(again.stdout).not.toContain('fake-nix')
   })
 
   it('--compress stores a zstd-compressed qcow2 and keeps the previous digest in the channel history', async () => {

@@ -11,7 +11,7 @@ describe('usage errors', () => {
     const r = await fleet(sb, ['list', '--json', '--bogus'])
     expect(r.code).toBe(2)
     expect(r.stdout.length).toBeLessThan(1000)
-    expect(JSON.parse(r.stdout)).toEqual({ error: { type: 'UsageError', message: expect.stringContaining('Nonexistent flag: --bogus'), hint: 'fleet list --help' } })
+    expect(JSON.parse(r.stdout)).toEqual({ error: { type: 'UsageError', code: 2, message: expect.stringContaining('Nonexistent flag: --bogus'), hint: 'fleet list --help' } })
   })
   it('a missing argument under --json names it, exit 2', async () => {
     const r = await fleet(sb, ['destroy-vm', '--json'])

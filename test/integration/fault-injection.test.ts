@@ -217,7 +217,9 @@ describe.skipIf(libvirtMissing)('fault injection: kill -9 at every step, then th
     }, 180_000)
 
     it('killed at the identity resync (and inside the appliance run): rolled forward, identity new, /home kept', async () => {
-      for (const [i, how] of [{ env: { FLEET_TEST_KILL_AT: 'upgrade:identity' } }, { killAfterMs: 12_000 }].entries()) {
+      // Killed at the step (the recovery then syncs without an appliance, the default), and 12 s into
+      // an upgrade that uses the appliance (FLEET_VAR_METHOD=guestfish), inside its run.
+      for (const [i, how] of [{ env: { FLEET_TEST_KILL_AT: 'upgrade:identity' } }, { env: { FLEET_VAR_METHOD: 'guestfish' }, killAfterMs: 12_000 }].entries()) {
         for (const n of [u1, u2]) appendFileSync(join(sb.repo, 'machines', n, 'hosts'), `10.9.9.${i + 1} extra${i}.example\n`)
         const k = await fleetKilled(sb, UP, how)
         expect(k.signal, k.stderr).toBe('SIGKILL')

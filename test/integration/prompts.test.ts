@@ -5,8 +5,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DEFAULTS } from '../../src/machines/model.js'
-import { defaultSpec, type NewMachineSpec } from '../../src/machines/new-machine.js'
-import { flagsFor, shellWords } from '../../src/prompts/questions.js'
+import { defaultSpec, flagsFor, shellWords, type NewMachineSpec } from '../../src/machines/fields.js'
 import { libvirtMissing } from '../helpers/libvirt-required.js'
 import { blankImage, FLEET, fleet, sandbox, virsh } from '../helpers/fleet.js'
 import { buildTestImage, waitForMarker } from '../helpers/guest.js'
@@ -125,7 +124,7 @@ describe.skipIf(libvirtMissing || tmuxMissing)('create-vm prompts at a real term
 
     const sum = await t.waitFor(/^\? Create .* with these settings\?/m)
     expect(sum).toContain(`The same without questions: fleet create-vm ${shellWords([created, ...flagsFor(answered(), defaultSpec())])}\n`)
-    for (const row of [/memory\s+768M/, /vcpus\s+2/, /var-size\s+512M/, /base\s+edge/, /network\s+user/, /dns\s+1\.0\.0\.1$/m, /tcp-ports\s+22, 80/, /udp-ports\s+53/, /admin-key\s+1: admin@test/, /user-key\s+1: user@test/]) {
+    for (const row of [/memory\s+768M/, /vcpus\s+2/, /var-size\s+512M/, /channel\s+edge/, /network\s+user/, /dns\s+1\.0\.0\.1$/m, /tcp-ports\s+22, 80/, /udp-ports\s+53/, /admin-key\s+1: admin@test/, /user-key\s+1: user@test/]) {
       expect(sum).toMatch(row)
     }
     await t.type('y')
@@ -226,11 +225,11 @@ describe.skipIf(libvirtMissing || tmuxMissing)('create-vm prompts at a real term
     expect(performance.now() - t0).toBeLessThan(15_000)
     expect(r.code).toBe(2)
     expect(r.stderr).toContain(`machine ${cancelled}: machines/${cancelled} does not exist and there is no terminal to ask on`)
-    expect(r.stderr).toContain(`--memory (default ${DEFAULTS.memory}), --vcpus (default ${DEFAULTS.vcpus}), --var-size (default ${DEFAULTS.varSize}), --base (default ${DEFAULTS.base}), --network (default ${DEFAULTS.network})`)
+    expect(r.stderr).toContain(`--memory (default ${DEFAULTS.memory}), --vcpus (default ${DEFAULTS.vcpus}), --var-size (default ${DEFAULTS.varSize}), --channel (default ${DEFAULTS.base}), --network (default ${DEFAULTS.network})`)
     expect(r.stderr).toContain('add --yes')
     nothingWritten(cancelled)
     const partial = await fleet(sb, ['create-vm', cancelled, '--memory', '1G', '--vcpus', '1', '--var-size', '1G'])
-    expect(partial.stderr).toMatch(/missing --base \(default [^)]+\), --network \(default [^)]+\)$/m)
+    expect(partial.stderr).toMatch(/missing --channel \(default [^)]+\), --network \(default [^)]+\)$/m)
     const given = await fleet(sb, ['create-vm', cancelled, '--memory', '1G', '--vcpus', '1', '--var-size', '1G', '--base', 'base', '--network', 'none', '--dry-run', '--json'])
     expect(given.code, given.stderr).toBe(0)
     expect(JSON.parse(given.stdout)).toMatchObject({ name: cancelled, definition: 'created', dryRun: true })

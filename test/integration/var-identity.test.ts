@@ -125,6 +125,49 @@ describe('/var identity resync', () => {
     expectNoStagedKeys()
   }, 120_000)
 
+  it('a sync killed inside debugfs (as a host crash would) leaves a rollback point; the next sync goes back to it only if the guest never mounted since', async () => {
+    const snaps = async (f: string): Promise<string[]> => ((JSON.parse(String((await execa('qemu-img', ['info', '-U', '--output=json', f])).stdout)) as { snapshots?: { name: string }[] }).snapshots ?? []).map((x) => x.name)
+    // Real: debugfs SIGKILLed at its 20th block write, in the middle of writing /identity.new.
+    const crashed = disk('crashed')
+    await makeDisk(crashed, withHome(under('identity', OLD)))
+    process.env.DEBUGFS = 'strace -f -o /dev/null -e trace=pwrite64 -e inject=pwrite64:signal=KILL:when=20 debugfs'
+    try {
+      expect(await resyncIdentity([{ file: crashed, identity: NEW }], tmpDir()).catch((e: unknown) => e)).toBeInstanceOf(ToolError)
+    } finally {
+      delete process.env.DEBUGFS
+    }
+    expect(await snaps(crashed)).toEqual(['fleet-identity-sync-m0'])
+    // Deterministic: disks whose current content e2fsck -p cannot repair, with a point from a
+    // sync that did not finish, taken when the filesystem was last mounted at time 0 (never) or later.
+    const never = disk('never-mounted')
+    const since = disk('mounted-since')
+    const broken = disk('broken-src')
+    await makeDisk(broken, withHome(under('identity', OLD)), { corrupt: true })
+    for (const [f, name] of [[never, 'fleet-identity-sync-m0'], [since, 'fleet-identity-sync-m1700000000']] as const) {
+      await makeDisk(f, withHome(under('identity', OLD)))
+      await execa('qemu-img', ['snapshot', '-c', name, f])
+      await execa('qemu-img', ['convert', '-n', '-f', 'qcow2', '-O', 'qcow2', broken, f])
+    }
+    const said: string[] = []
+    const t0 = performance.now()
+    await resyncIdentity([{ file: crashed, identity: NEW }, { file: never, identity: NEW }], tmpDir(), (l) => said.push(l))
+    console.log(`two disks recovered (${said.filter((l) => /going back/.test(l)).length} went back to their point) in ${Math.round(performance.now() - t0)} ms`)
+    expect(said.join('\n')).toContain(`${never}: an earlier identity sync did not finish`)
+    for (const f of [crashed, never]) {
+      const { files, dirs } = await readDisk(f)
+      expectIdentity(files, (p) => files[p]!.data, NEW, f)
+      expect(dirs.filter((d) => d.startsWith('/identity')), f).toEqual(['/identity'])
+      expect(sha256(files['/home/data']!.data), `${f}: /home`).toBe(sha256(HOME))
+      expect(await snaps(f), f).toEqual([])
+    }
+    // Mounted since the point was taken: going back could lose what the guest wrote, so refuse.
+    const err = await resyncIdentity([{ file: since, identity: NEW }], tmpDir()).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(UserError)
+    expect((err as Error).message).toContain('e2fsck')
+    expect(await snaps(since)).toEqual(['fleet-identity-sync-m1700000000'])
+    expectNoStagedKeys()
+  }, 120_000)
+
   // States an interrupted resync (or the old delete-then-upload resync) can leave.
   const STATES: Record<string, Tree> = {
     'clean-old': under('identity', OLD),
@@ -136,7 +179,8 @@ describe('/var identity resync', () => {
     'legacy-missing': {},
     'already-new': under('identity', NEW),
   }
-  // Real runs SIGKILLed right after sending the N-th guestfish command starting with the pattern.
+  // Real runs of the appliance path SIGKILLed right after sending the N-th guestfish command
+  // starting with the pattern (the last also kills the appliance).
   const KILLS: [string, string, number, boolean?][] = [
     ['kill-e2fsck', 'e2fsck', 1],
     ['kill-tar-in', 'tar-in', 1],
@@ -146,16 +190,30 @@ describe('/var identity resync', () => {
     ['kill-cleanup', 'rm-rf "/identity.old"', 2],
     ['kill-appliance-after-sync', 'sync', 1, true],
   ]
+  // The same for the default, appliance-free path (debugfs commands through the FUSE export); the
+  // last kills qemu-storage-daemon too, after /identity.new was flushed.
+  const E2_KILLS: [string, string, number, boolean?][] = [
+    ['e2-kill-mkdir', 'mkdir "/identity.new"', 1],
+    ['e2-kill-write', 'write ', 2],
+    ['e2-kill-flush', 'close', 1],
+    ['e2-kill-swap', 'ln "/identity" ', 1],
+    ['e2-kill-cleanup', 'rm "/identity.old/', 2],
+    ['e2-kill-daemon-after-flush', 'close', 1, true],
+  ]
   // Runs sent SIGINT / SIGTERM at a point: they stop between commands (not between the two
   // renames), end guestfish cleanly, remove their staged files and exit 130 / 143.
   const SIGNALS: [string, string, number, 'INT' | 'TERM', 'old' | 'new'][] = [
     ['int-tar-in', 'tar-in', 1, 'INT', 'old'],
     ['term-rename-away', 'rename "/identity" ', 1, 'TERM', 'new'],
   ]
+  const E2_SIGNALS: [string, string, number, 'INT' | 'TERM', 'old' | 'new'][] = [
+    ['e2-int-write', 'write ', 1, 'INT', 'old'],
+    ['e2-term-swap', 'ln "/identity" ', 1, 'TERM', 'new'],
+  ]
 
   it('converges to the desired identity from every interrupted state and after SIGKILLs, keeping /home', async () => {
     for (const [name, tree] of Object.entries(STATES)) await makeDisk(disk(name), withHome(tree))
-    for (const [name] of [...KILLS, ...SIGNALS]) await makeDisk(disk(name), withHome(under('identity', OLD)))
+    for (const [name] of [...KILLS, ...SIGNALS, ...E2_KILLS, ...E2_SIGNALS]) await makeDisk(disk(name), withHome(under('identity', OLD)))
 
     // GUESTFISH override: forwards fleet's commands and SIGKILLs fleet after the chosen one.
     const killer = join(sb.dir, 'killer.sh')
@@ -175,6 +233,23 @@ exec 3>&-
 wait "$gf"
 `)
     chmodSync(killer, 0o755)
+    // DEBUGFS override: debugfs runs under fleet's supervisor shell, so fleet is the grandparent.
+    // With KILL_APPLIANCE qemu-storage-daemon (the supervisor's other child) is SIGKILLed too.
+    const e2killer = join(sb.dir, 'e2killer.sh')
+    writeFileSync(e2killer, `#!/bin/bash
+sup=$PPID; parent=$(ps -o ppid= -p "$sup" | tr -d ' '); c=0
+exec 3> >(exec debugfs "$@")
+dbg=$!
+while IFS= read -r line; do
+  printf '%s\\n' "$line" >&3
+  case $line in "$KILL_AT"*) c=$((c+1)); if [ "$c" -eq "$KILL_N" ]; then
+    if [ -n "$KILL_APPLIANCE" ]; then sleep 1; pkill -9 -P "$sup" -f qemu-storage-daemon; fi
+    kill -"\${KILL_SIG:-KILL}" "$parent"; fi ;; esac
+done
+exec 3>&-
+wait "$dbg"
+`)
+    chmodSync(e2killer, 0o755)
     const script = join(sb.dir, 'resync.mjs')
     writeFileSync(script, `import { resyncIdentity } from ${JSON.stringify(join(ROOT, 'dist/services/var-disk.js'))}
 import { guardSignals } from ${JSON.stringify(join(ROOT, 'dist/util/interrupt.js'))}
@@ -191,31 +266,42 @@ try {
     let t0 = performance.now()
     const killedTmp = KILLS.map(() => tmpDir())
     const start = (name: string, tmp: string, env: Record<string, string>): ResultPromise =>
-      execa('node', [script, disk(name), tmp, setArg], { env: { GUESTFISH: killer, LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg', ...env }, reject: false, timeout: 240_000 })
-    const runs = KILLS.map(([name, pat, n, appliance], i) => start(name, killedTmp[i]!, { KILL_AT: pat, KILL_N: String(n), KILL_APPLIANCE: appliance ? '1' : '' }))
-    const signalled = SIGNALS.map(([name, pat, n, sig]) => start(name, tmpDir(), { KILL_AT: pat, KILL_N: String(n), KILL_SIG: sig }))
+      execa('node', [script, disk(name), tmp, setArg], { env: { GUESTFISH: killer, DEBUGFS: e2killer, LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg', ...env }, reject: false, timeout: 240_000 })
+    const gf = { FLEET_VAR_METHOD: 'guestfish' }
+    // The appliance-free runs first, one at a time (they take well under a second each).
+    const e2Tmp = E2_KILLS.map(() => tmpDir())
+    const e2Results = []
+    for (const [i, [name, pat, n, daemon]] of E2_KILLS.entries()) e2Results.push(await start(name, e2Tmp[i]!, { KILL_AT: pat, KILL_N: String(n), KILL_APPLIANCE: daemon ? '1' : '' }))
+    const e2Sig = []
+    for (const [name, pat, n, sig] of E2_SIGNALS) e2Sig.push(await start(name, tmpDir(), { KILL_AT: pat, KILL_N: String(n), KILL_SIG: sig }))
+    console.log(`${E2_KILLS.length + E2_SIGNALS.length} appliance-free resyncs killed or signalled in ${Math.round(performance.now() - t0)} ms`)
+    t0 = performance.now()
+    const runs = KILLS.map(([name, pat, n, appliance], i) => start(name, killedTmp[i]!, { ...gf, KILL_AT: pat, KILL_N: String(n), KILL_APPLIANCE: appliance ? '1' : '' }))
+    const signalled = SIGNALS.map(([name, pat, n, sig]) => start(name, tmpDir(), { ...gf, KILL_AT: pat, KILL_N: String(n), KILL_SIG: sig }))
     const results = await Promise.all(runs)
     const sigResults = await Promise.all(signalled)
     console.log(`${KILLS.length + SIGNALS.length} resyncs killed or signalled in parallel in ${Math.round(performance.now() - t0)} ms`)
     for (const [i, r] of results.entries()) expect(r.signal, `${KILLS[i]![0]}: ${r.stderr}`).toBe('SIGKILL')
-    for (const [i, r] of sigResults.entries()) {
-      const [name, , , sig, expected] = SIGNALS[i]!
+    for (const [i, r] of e2Results.entries()) expect(r.signal, `${E2_KILLS[i]![0]}: ${r.stderr}`).toBe('SIGKILL')
+    for (const [i, r] of [...sigResults, ...e2Sig].entries()) {
+      const [name, , , sig, expected] = [...SIGNALS, ...E2_SIGNALS][i]!
       expect(r.exitCode, `${name}: ${r.stderr}`).toBe(sig === 'INT' ? 130 : 143)
       expect(await needsRecovery(disk(name)), `${name}: guestfish ended cleanly`).toBe(false)
       const { files } = await readDisk(disk(name))
       expectIdentity(files, (p) => files[p]!.data, expected === 'new' ? NEW : OLD, name)
       expect(sha256(files['/home/data']!.data), `${name}: /home`).toBe(sha256(HOME))
     }
-    expect(readdirSync(work).filter((d) => !killedTmp.includes(join(work, d))).flatMap((d) => readdirSync(join(work, d))), 'staged files left by signalled runs').toEqual([])
-    // guestfish ends after the command in flight and libguestfs stops the appliance; wait for the lock.
-    for (const [name] of KILLS) {
+    const allKilledTmp = [...killedTmp, ...e2Tmp]
+    expect(readdirSync(work).filter((d) => !allKilledTmp.includes(join(work, d))).flatMap((d) => readdirSync(join(work, d))), 'staged files left by signalled runs').toEqual([])
+    // guestfish (or debugfs) ends after the command in flight and the appliance (or the export) stops; wait for the lock.
+    for (const [name] of [...KILLS, ...E2_KILLS]) {
       for (let i = 0; i < 300 && (await isLocked(disk(name))); i++) await new Promise((r) => setTimeout(r, 100))
     }
 
     // Every kill left a complete identity: /identity old or new, or (between the renames) the
     // complete old one in /identity.old next to the complete new one.
     const dirty: string[] = []
-    for (const [name] of KILLS) {
+    for (const [name] of [...KILLS, ...E2_KILLS]) {
       if (await needsRecovery(disk(name))) dirty.push(name)
       const { files, dirs } = await readDisk(disk(name))
       const cur = folder(files, 'identity')
@@ -228,13 +314,15 @@ try {
     console.log(`journal left to replay after the kill: ${dirty.join(', ') || 'none'}`)
     expect(dirty).toContain('kill-appliance-after-sync')
 
-    const all = [...Object.keys(STATES), ...KILLS.map(([n]) => n), ...SIGNALS.map(([n]) => n)]
+    const all = [...Object.keys(STATES), ...[...KILLS, ...SIGNALS, ...E2_KILLS, ...E2_SIGNALS].map(([n]) => n)]
     t0 = performance.now()
-    await resyncIdentity(all.map((n) => ({ file: disk(n), identity: NEW })), tmpDir())
-    console.log(`resync of ${all.length} disks in one appliance launch: ${Math.round(performance.now() - t0)} ms`)
+    const said: string[] = []
+    expect(await resyncIdentity(all.map((n) => ({ file: disk(n), identity: NEW })), tmpDir(), (l) => said.push(l))).toBe('e2fs')
+    console.log(`resync of ${all.length} disks without an appliance: ${Math.round(performance.now() - t0)} ms`)
+    expect(said.join('\n')).toMatch(/e2fs/)
     // The killed runs could not clean up: their staged copies stay inside their own 0700 tmpDir,
     // as 0600 files, for the caller's crash recovery to remove. Every other tmpDir is empty.
-    for (const d of killedTmp) {
+    for (const d of allKilledTmp) {
       expect(statSync(d).mode & 0o777).toBe(0o700)
       for (const h of filesContaining(d, Buffer.from(NEW_KEY))) expect(statSync(h).mode & 0o777, h).toBe(0o600)
       rmSync(d, { recursive: true })
@@ -250,6 +338,6 @@ try {
       expect(c.dirs.filter((d) => d.startsWith('/identity')), name).toEqual(['/identity'])
       expect(sha256((await readDisk(disk(name))).files['/home/data']!.data), `${name}: /home`).toBe(sha256(HOME))
     }
-  }, 480_000)
+  }, 720_000)
 })
 

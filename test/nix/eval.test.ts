@@ -6,6 +6,7 @@
 // must evaluate, for x86_64 and aarch64, for the shipped flake and for role images defined
 // through its lib; a misspelt option must fail the evaluation. Under CI this never skips.
 import { execFile } from 'node:child_process'
+import { execa } from 'execa'
 import { existsSync, readFileSync } from 'node:fs'
 import { cp, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
@@ -171,7 +172,9 @@ describe('nix flake evaluated against NixOS 24.05', () => {
     // The layout `fleet init` makes (the shipped flake copied to nix/fleet/), with the
     // fixture's flake and role modules in place of the generated flake.
     const repo = join(work, 'repo')
-    await initRepo(repo, false)
+    // init encrypts host keys to the admin's key: give it one of its own (never the runner's ~/.ssh).
+    await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(work, 'admin')])
+    await initRepo(repo, { dryRun: false, identity: join(work, 'admin'), log: () => {} })
     const generated = await readFile(join(repo, 'nix', 'flake.nix'), 'utf8')
     expect(generated).toContain('fleet.lib.mkFleetOutputs')
     expect(generated).toMatch(/images = \{/)

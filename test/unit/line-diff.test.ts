@@ -1,18 +1,28 @@
 import { describe, expect, it } from 'vitest'
-import { lineDiff } from '../../src/services/upgrade.js'
+import { unifiedDiff } from '../../src/services/upgrade.js'
 
-describe('upgrade --dry-run XML diff', () => {
-  it('shows a changed line as - then + in place', () => {
-    expect(lineDiff('a\nb\nc', 'a\nB\nc')).toEqual(['- b', '+ B'])
+const disks = (a: string, b: string) => `<domain>\n  <disk>\n    <driver type="qcow2"/>\n    <source file="${a}"/>\n  </disk>\n  <disk>\n    <driver type="qcow2"/>\n    <source file="${b}"/>\n  </disk>\n</domain>\n`
+
+describe('upgrade --dry-run XML diff: a unified diff', () => {
+  it('shows a changed line in its hunk, with context', () => {
+    expect(unifiedDiff('a\nb\nc\n', 'a\nB\nc\n', 'old', 'new')).toEqual(['--- old', '+++ new', '@@ -1,3 +1,3 @@', ' a', '-b', '+B', ' c'])
   })
-  it('shows two swapped lines (a set comparison shows nothing)', () => {
-    expect(lineDiff('<disk>x</disk>\n<disk>y</disk>', '<disk>y</disk>\n<disk>x</disk>')).toEqual(['- <disk>x</disk>', '+ <disk>x</disk>'])
+  it('changing the second disk from qcow2 to raw names that disk\'s line, not just "+ raw"', () => {
+    const after = disks('boot.qcow2', 'var.qcow2').replace(/(<source file="boot.qcow2"\/>[\s\S]*?)<driver type="qcow2"\/>/, '$1<driver type="raw"/>')
+    const d = unifiedDiff(disks('boot.qcow2', 'var.qcow2'), after)
+    expect(d.filter((l) => /^[-+] /.test(l))).toEqual(['-    <driver type="qcow2"/>', '+    <driver type="raw"/>'])
+    expect(d).toContain('     <source file="var.qcow2"/>')
+    expect(d.find((l) => l.startsWith('@@'))).toMatch(/^@@ -\d+,\d+ \+\d+,\d+ @@$/)
   })
-  it('shows a repeated line changing in only one place', () => {
-    expect(lineDiff('qcow2\nqcow2', 'qcow2\nraw')).toEqual(['- qcow2', '+ raw'])
+  it('shows two swapped disk sources (a set comparison shows nothing)', () => {
+    const d = unifiedDiff(disks('boot.qcow2', 'var.qcow2'), disks('var.qcow2', 'boot.qcow2'))
+    expect(d).toContain('-    <source file="boot.qcow2"/>')
+    expect(d).toContain('+    <source file="var.qcow2"/>')
+    expect(d).toContain('-    <source file="var.qcow2"/>')
+    expect(d).toContain('+    <source file="boot.qcow2"/>')
   })
   it('is empty for equal text and all + for a new file', () => {
-    expect(lineDiff('a\nb', 'a\nb')).toEqual([])
-    expect(lineDiff('', 'a\nb')).toEqual(['+ a', '+ b'])
+    expect(unifiedDiff('a\nb', 'a\nb')).toEqual([])
+    expect(unifiedDiff('', 'a\nb')).toEqual(['--- a', '+++ b', '@@ -0,0 +1,2 @@', '+a', '+b'])
   })
 })

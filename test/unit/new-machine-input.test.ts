@@ -6,32 +6,34 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import CreateVm from '../../src/commands/create-vm.js'
 import { DEFAULTS } from '../../src/machines/model.js'
-import { defaultSpec, type NewMachineSpec } from '../../src/machines/new-machine.js'
-import { FIELD_FLAGS, validateFields, type HostFacts } from '../../src/machines/spec-checks.js'
+import { defaultSpec, FIELDS, flagsFor, parseAnswer, shellWords, type Field, type FieldKey, type NewMachineSpec } from '../../src/machines/fields.js'
+import { validateFields, type HostFacts } from '../../src/machines/spec-checks.js'
 import * as v from '../../src/machines/validate.js'
 import { canPrompt, validator } from '../../src/prompts/new-machine.js'
-import { QUESTIONS, flagsFor, parseAnswer, shellWords, type Question } from '../../src/prompts/questions.js'
 import { statePaths } from '../../src/repo.js'
 import { resolveNewMachineSpec, specFromFlags, type AskNewMachine } from '../../src/services/new-machine-spec.js'
 
 const host: HostFacts = { totalMemory: 8 * 1024 ** 3, networks: ['default'] }
-const q = (key: Question['key']) => QUESTIONS.find((x) => x.key === key)!
+const QUESTIONS = (FIELDS as readonly Field[]).filter((f) => f.prompt)
+const q = (key: FieldKey) => (FIELDS as readonly Field[]).find((x) => x.key === key)!
 
-describe('every prompt has a flag', () => {
+describe('one field table gives the flags and the prompts', () => {
   const flags = Object.keys(CreateVm.flags)
-  it.each(QUESTIONS.map((x) => [x.key, x.flag] as const))('question %s is also --%s on create-vm', (key, flag) => {
-    expect(flags).toContain(flag)
-    expect(FIELD_FLAGS[key]).toBe(flag)
+  it('every field of a new machine is a row, and every row is a create-vm flag', () => {
+    expect((FIELDS as readonly Field[]).map((f) => f.key).sort()).toEqual(Object.keys(defaultSpec()).sort())
+    for (const f of FIELDS) expect(flags).toContain(f.flag)
   })
   it('asks for every setting of a new machine except the architecture (a flag only)', () => {
     const asked = QUESTIONS.map((x) => x.key as string)
     expect(Object.keys(defaultSpec()).filter((k) => !asked.includes(k))).toEqual(['arch'])
-    for (const flag of Object.values(FIELD_FLAGS)) expect(flags).toContain(flag)
+  })
+  it('the channel is --channel, as in build and image import; --base stays accepted', () => {
+    expect(CreateVm.flags.channel?.aliases).toEqual(['base'])
   })
 })
 
 describe('a prompt refuses exactly what the flag refuses, with the same message', () => {
-  const cases: [Question['key'], string][] = [
+  const cases: [FieldKey, string][] = [
     ['memory', 'lots'], ['memory', '32M'], ['memory', '9G'], ['vcpus', 'two'], ['vcpus', '0'], ['varSize', '1K'],
     ['base', 'Bad Channel'], ['dns', '1.1.1.1, dns.example'], ['hosts', '10.0.0.5'], ['tcpPorts', '22 22'], ['udpPorts', '0'],
   ]
@@ -57,7 +59,7 @@ describe('answers and flags as values', () => {
   it('shows the flags that give a spec, as one would type them, and they read back to the same spec', async () => {
     const spec: NewMachineSpec = { ...defaultSpec(), memory: '2G', dns: [], hosts: ['10.0.0.5 db'], tcpPorts: ['22', '443'], adminKeys: ["ssh-ed25519 AAAA it's"] }
     const argv = flagsFor(spec, defaultSpec())
-    expect(shellWords(['web1', ...argv])).toBe(`web1 --memory 2G --vcpus ${DEFAULTS.vcpus} --var-size ${DEFAULTS.varSize} --base ${DEFAULTS.base} --network ${DEFAULTS.network} --dns none --host '10.0.0.5 db' --tcp-ports 22,443 --admin-key 'ssh-ed25519 AAAA it'\\''s'`)
+    expect(shellWords(['web1', ...argv])).toBe(`web1 --memory 2G --vcpus ${DEFAULTS.vcpus} --var-size ${DEFAULTS.varSize} --channel ${DEFAULTS.base} --network ${DEFAULTS.network} --dns none --host '10.0.0.5 db' --tcp-ports 22,443 --admin-key 'ssh-ed25519 AAAA it'\\''s'`)
     const flags: Record<string, string | string[]> = {}
     for (let i = 0; i < argv.length; i += 2) {
       const [k, val] = [argv[i]!.slice(2), argv[i + 1]!]
@@ -84,7 +86,7 @@ describe('where a new machine\'s values come from', () => {
 
   it('without a terminal and without --yes: an error listing the missing hardware flags and their defaults', async () => {
     await expect(resolveNewMachineSpec(paths, 'web1', { given: { memory: '1G' }, yes: false }, host))
-      .rejects.toThrow(`machine web1: machines/web1 does not exist and there is no terminal to ask on; missing --vcpus (default ${DEFAULTS.vcpus}), --var-size (default ${DEFAULTS.varSize}), --base (default ${DEFAULTS.base}), --network (default ${DEFAULTS.network})`)
+      .rejects.toThrow(`machine web1: machines/web1 does not exist and there is no terminal to ask on; missing --vcpus (default ${DEFAULTS.vcpus}), --var-size (default ${DEFAULTS.varSize}), --channel (default ${DEFAULTS.base}), --network (default ${DEFAULTS.network})`)
   })
   it('without a terminal, the hardware flags are enough; the rest default', async () => {
     expect(await resolveNewMachineSpec(paths, 'web1', { given: hardware, yes: false }, host)).toEqual({ ...defaultSpec(), ...hardware })
