@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # build-test-image.sh — build a tiny bootable UEFI test base image for fleet's tests.
 #
-# Usage: build-test-image.sh OUT.qcow2 [--version STR] [--var-label LABEL] [--break-contract identity]
+# Usage: build-test-image.sh OUT.qcow2 [--version STR] [--var-label LABEL] [--stay-up] [--break-contract identity]
 #
 #   --version STR      version string printed in the marker line (default: v1)
 #   --var-label LABEL  filesystem label the guest looks for as its /var disk
 #                      (default: var; pass e.g. "nosuch" to build an image that
 #                      never finds its /var disk and prints FLEET-FATAL)
+#   --stay-up          after the marker keep running: answer the QEMU guest agent's
+#                      guest-sync/guest-ping and power off on the ACPI power button
+#                      (a guest a health check can watch; see README.md)
 #   --break-contract identity
 #                      TEST ONLY: build an image that breaks the guest contract on
 #                      purpose: it skips its identity step and reports a machine-id
@@ -33,18 +36,19 @@ set -euo pipefail
 die() { echo "build-test-image: $*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- arguments
-OUT="" VERSION="v1" VAR_LABEL="var" BREAK=""
+OUT="" VERSION="v1" VAR_LABEL="var" STAY_UP=0 BREAK=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --version)   [ $# -ge 2 ] || die "--version needs a value"; VERSION="$2"; shift 2 ;;
     --var-label) [ $# -ge 2 ] || die "--var-label needs a value"; VAR_LABEL="$2"; shift 2 ;;
+    --stay-up)   STAY_UP=1; shift ;;
     --break-contract) [ "${2:-}" = identity ] || die "--break-contract takes: identity"; BREAK="$2"; shift 2 ;;
-    -h|--help)   sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help)   sed -n '2,18p' "$0"; exit 0 ;;
     -*)          die "unknown option: $1" ;;
     *)           [ -z "$OUT" ] || die "only one output file allowed"; OUT="$1"; shift ;;
   esac
 done
-[ -n "$OUT" ] || die "usage: $0 OUT.qcow2 [--version STR] [--var-label LABEL]"
+[ -n "$OUT" ] || die "usage: $0 OUT.qcow2 [--version STR] [--var-label LABEL] [--stay-up]"
 # Both values end up in a shell file inside the guest and in a one-line marker:
 # keep them to a safe character set. ext4 labels are at most 16 bytes.
 [[ "$VERSION" =~ ^[A-Za-z0-9._+-]+$ ]] || die "bad --version '$VERSION' (allowed: A-Z a-z 0-9 . _ + -)"
@@ -79,6 +83,8 @@ trap 'rm -rf "$WORK" "$OUT.tmp.$$"' EXIT
 # We take the generic implementation: crc32c-intel needs SSE4.2, which TCG's
 # default CPU model lacks.
 WANTED=(virtio_pci virtio_blk crc32c_generic ext4)
+# --stay-up also needs the power button (button + evdev) and virtio-serial for the agent.
+[ "$STAY_UP" = 0 ] || WANTED+=(button evdev virtio_console)
 declare -A DEPS=() SEEN=()
 ORDER=()
 # modules.dep: "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko ..."
@@ -126,7 +132,7 @@ for item in "${ORDER[@]}"; do
 done
 
 # Build-time settings, sourced by /init (values were validated above).
-printf 'VERSION=%s\nVAR_LABEL=%s\nBREAK=%s\n' "$VERSION" "$VAR_LABEL" "$BREAK" > "$ROOT/etc/fleet-test.conf"
+printf 'VERSION=%s\nVAR_LABEL=%s\nSTAY_UP=%s\nBREAK=%s\n' "$VERSION" "$VAR_LABEL" "$STAY_UP" "$BREAK" > "$ROOT/etc/fleet-test.conf"
 
 # /init: the whole "operating system". Quoted heredoc: nothing expands here.
 cat > "$ROOT/init" <<'INIT'
@@ -226,7 +232,48 @@ label="$([ -n "$vardev" ] && dd if="$vardev" bs=1 skip=1144 count=16 2>/dev/null
 hostkey="$(cut -d' ' -f2 /var/identity/ssh_host_ed25519_key.pub 2>/dev/null)"
 echo "FLEET-SELF-CHECK machine-id=${machine_id:-none} root=$root var=${label:-none} hostkey=${hostkey:-none}"
 echo "FLEET-TEST-MARKER version=$VERSION machine-id=$machine_id hostname=$host boot=$n data-sha256=$(sha /var/fleet-test/data) hosts-sha256=$(sha /var/identity/hosts) tcp_ports=$ports root=$root"
-finish
+[ "$STAY_UP" = 1 ] || finish
+
+# --stay-up: a guest that is only "up" once /var is mounted (a failed boot above powered off
+# without ever starting these). The agent answers guest-sync and guest-ping over virtio-serial,
+# enough for libvirt's `qemu-agent-command`; any other command gets an error.
+agent() {
+  port=""
+  while [ -z "$port" ]; do
+    for d in /sys/class/virtio-ports/*; do
+      [ "$(cat "$d/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] && port="/dev/${d##*/}"
+    done
+    [ -n "$port" ] && [ -c "$port" ] || { port=""; sleep 1; }
+  done
+  # Kept open for good: closing it tells libvirt the agent went away. A read finds end-of-file
+  # while libvirt is not connected yet (it connects when it sees the port opened).
+  exec 3<>"$port"
+  while :; do
+    if IFS= read -r line <&3; then
+      case "$line" in
+        *guest-sync*) printf '{"return": %s}\n' "$(echo "$line" | sed -n 's/.*"id"[^0-9]*\([0-9]*\).*/\1/p')" >&3 ;;
+        *guest-ping*) printf '{"return": {}}\n' >&3 ;;
+        *) printf '{"error": {"class": "CommandNotFound", "desc": "fleet test agent"}}\n' >&3 ;;
+      esac
+    else
+      sleep 0.2
+    fi
+  done
+}
+# The ACPI power button (what `virsh shutdown` presses): its first input event powers off
+# cleanly. Listening before anything says "up", so a press after a passed health check is seen.
+button=""
+for d in /sys/class/input/event*; do
+  case "$(cat "$d/device/name" 2>/dev/null)" in "Power Button") button="/dev/input/${d##*/}" ;; esac
+done
+if [ -n "$button" ]; then
+  ( dd if="$button" of=/dev/null bs=64 count=1 2>/dev/null && { echo "FLEET-TEST-DOWN power button"; finish; } ) &
+else
+  echo "FLEET-TEST-WARN no power button; only a hard power-off stops this guest"
+fi
+agent &
+echo "FLEET-TEST-UP agent started"
+while :; do sleep 3600; done
 INIT
 chmod 0755 "$ROOT/init"
 
