@@ -2,7 +2,7 @@
 // file through FUSE (no kernel module but fuse, no loop or nbd device), e2fsprogs read and write
 // the ext4 inside it from userspace.
 import { randomUUID } from 'node:crypto'
-import { access, constants, writeFile } from 'node:fs/promises'
+import { access, constants, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ToolError } from '../errors.js'
 import { words } from '../util/env.js'
@@ -50,6 +50,29 @@ export async function e2fsck(image: string): Promise<{ result: 'clean' | 'errors
   return { result: r.exitCode === 4 ? 'errors' : 'unusable', output }
 }
 
+/** One debugfs command as words (quoted when sent); built by `debugfsCmd`. */
+export type DebugfsCommand = string[]
+
+/** debugfs commands for a filesystem opened with E2fsSession.open(i). */
+export const debugfsCmd = {
+  /** Closes the open filesystem: every change written, then flushed through the export. */
+  close: (): DebugfsCommand => ['close'],
+  mkdir: (path: string): DebugfsCommand => ['mkdir', path],
+  /** Copies a local file into the filesystem as `path`. */
+  put: (local: string, path: string): DebugfsCommand => ['write', local, path],
+  /** Mode (type bits included), owner and group of `path`. */
+  attrs: (path: string, mode: number, uid: number, gid: number): DebugfsCommand[] => [
+    ['sif', path, 'mode', `0${mode.toString(8)}`], ['sif', path, 'uid', String(uid)], ['sif', path, 'gid', String(gid)],
+  ],
+  /**
+   * A rename within one folder: `ln` adds the new name and `unlink` drops the old (link counts
+   * stay right), both in the folder's directory block, which the next close writes at once.
+   */
+  rename: (from: string, to: string): DebugfsCommand[] => [['ln', from, to], ['unlink', from]],
+  rm: (path: string): DebugfsCommand => ['rm', path],
+  rmdir: (path: string): DebugfsCommand => ['rmdir', path],
+}
+
 /** One entry of a folder: name, inode, and whether it is a folder. */
 export interface DirEntry {
   name: string
@@ -71,7 +94,7 @@ const SUPERVISOR = `set -u
 trap '' PIPE
 n=$1; shift; q=("\${@:1:$n}"); shift "$n"
 pidfile=$1; shift
-m=$1; shift; mounts=("\${@:1:$m}"); shift "$m"
+m=$1; shift; mounts=("\${@:1:$m}"); shift "$m"; all=("\${mounts[@]}")
 "\${q[@]}" --pidfile "$pidfile" </dev/null >&2 &
 qsd=$!
 until [ -s "$pidfile" ]; do
@@ -80,15 +103,19 @@ until [ -s "$pidfile" ]; do
 done
 echo fleet-exports-ready
 stdbuf -oL "$@" -f - 2>&1
-for f in "\${mounts[@]}"; do
-  while mountpoint -q "$f" && ! umount "$f" 2>/dev/null && kill -0 "$qsd" 2>/dev/null; do sleep 0.05; done
+until umount "\${mounts[@]}" 2>/dev/null || ! kill -0 "$qsd" 2>/dev/null; do
+  sleep 0.05
+  # Retry only those still mounted (umount may have taken some of them).
+  left=(); for f in "\${mounts[@]}"; do if mountpoint -q "$f"; then left+=("$f"); fi; done
+  [ \${#left[@]} -eq 0 ] && break
+  mounts=("\${left[@]}")
 done
 kill -TERM "$qsd" 2>/dev/null
 wait "$qsd"
 rc=$?
 # A dead daemon's mount fails even mountpoint's stat (ENOTCONN): unmount without asking, lazily
 # if a process still has it open (it can only get errors from it now).
-if [ "$rc" -ne 0 ]; then for f in "\${mounts[@]}"; do umount "$f" 2>/dev/null || umount -l "$f" 2>/dev/null; done; fi
+if [ "$rc" -ne 0 ]; then for f in "\${all[@]}"; do umount "$f" 2>/dev/null || umount -l "$f" 2>/dev/null; done; fi
 exit "$rc"
 `
 
@@ -114,6 +141,8 @@ export class E2fsSession {
   static async open(files: string[], dir: string): Promise<E2fsSession> {
     const images = files.map((_, i) => join(dir, `${i}.img`))
     for (const m of images) await writeFile(m, '', { mode: 0o600 })
+    // Ready means the daemon wrote its pid file: none may be left from an earlier session here.
+    await rm(join(dir, 'qsd.pid'), { force: true })
     const q = [...qsd()]
     for (const [i, file] of files.entries()) {
       q.push('--blockdev', JSON.stringify({ driver: 'qcow2', 'node-name': `d${i}`, file: { driver: 'file', filename: file } }))
@@ -166,18 +195,15 @@ export class E2fsSession {
    * still reads and runs all of them before it sees EOF (a swap is never half done). Any output
    * but the `expected` is an error (debugfs itself exits 0 regardless).
    */
-  async batch(commands: string[][], expected?: RegExp): Promise<void> {
+  async batch(commands: DebugfsCommand[]): Promise<void> {
     const lines = commands.map((args) => args.map((a, i) => (i === 0 ? a : quote(a))).join(' '))
-    const out = (await this.call(...lines)).filter((l) => l.trim() && !expected?.test(l))
+    // `write` names the inode it allocated; anything else is a complaint.
+    const out = (await this.call(...lines)).filter((l) => l.trim() && !/^Allocated inode: \d+$/.test(l))
     if (out.length) throw new ToolError(debugfs().join(' '), lines, 0, out.join('\n'))
   }
 
-  private write = (args: string[], expected?: RegExp): Promise<void> => this.batch([args], expected)
-
-  /** Opens image i read-write (nothing else may be open). */
-  openFs = (i: number): Promise<void> => this.write(['open', '-w', this.image(i)])
-  /** Closes the open filesystem: every change written, then flushed through the export. */
-  closeFs = (): Promise<void> => this.write(['close'])
+  /** The command that opens image i read-write (nothing else may be open). */
+  open = (i: number): DebugfsCommand => ['open', '-w', this.image(i)]
 
   /** The entries of folder `path` (without . and ..), or undefined if it does not exist. */
   async list(path: string): Promise<DirEntry[] | undefined> {
@@ -195,25 +221,6 @@ export class E2fsSession {
     }
     return entries
   }
-
-  mkdir = (path: string): Promise<void> => this.write(['mkdir', path])
-  /** Copies a local file into the current folder of the open filesystem as `name`. */
-  put = async (local: string, path: string): Promise<void> => this.write(['write', local, path], /^Allocated inode: \d+$/)
-  /** Sets mode (type bits included, octal) and owner of `path`. */
-  async setAttrs(path: string, mode: number, uid: number, gid: number): Promise<void> {
-    await this.write(['sif', path, 'mode', `0${mode.toString(8)}`])
-    await this.write(['sif', path, 'uid', String(uid)])
-    await this.write(['sif', path, 'gid', String(gid)])
-  }
-  /**
-   * Renames within one folder and closes the filesystem, as one batch: `ln` adds the new name and
-   * `unlink` drops the old (link counts stay right), in the folder's one directory block, which
-   * the close writes at once. Several renames in one call land together.
-   */
-  renameAndClose = (pairs: [string, string][]): Promise<void> =>
-    this.batch([...pairs.flatMap(([from, to]) => [['ln', from, to], ['unlink', from]]), ['close']])
-  rm = (path: string): Promise<void> => this.write(['rm', path])
-  rmdir = (path: string): Promise<void> => this.write(['rmdir', path])
 
   /** Ends debugfs (EOF): it closes any open filesystem, then the daemon flushes and stops. */
   async close(): Promise<void> {

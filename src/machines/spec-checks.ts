@@ -1,5 +1,6 @@
 // The one check per setting of a new machine. Flags, prompts (which re-ask on a message) and
 // machine.json loading all go through these, so a value refused in one place is refused in all.
+import { existsSync } from 'node:fs'
 import { UserError } from '../errors.js'
 import { checkKeys, FIELDS, type Field, type HostFacts, type NewMachineSpec } from './fields.js'
 import { checkHostKeyPair } from './host-key.js'
@@ -51,7 +52,9 @@ export async function validateIdentity(m: Pick<Machine, 'name' | 'dir'>, files: 
   const pub = files.get('ssh_host_ed25519_key.pub')
   if (priv && pub) {
     const bad = checkHostKeyPair(priv.toString('utf8'), pub.toString('utf8'))
-    if (bad) throw new UserError(`${where(bad.file)}: ${bad.msg}`, `Restore the pair from git, or make a new one: ssh-keygen -t ed25519 -N '' -f ${m.dir}/ssh_host_ed25519_key`)
+    // An encrypted key (.age) is restored from git; a new plaintext one would land in the repository.
+    const encrypted = existsSync(`${m.dir}/ssh_host_ed25519_key.age`)
+    if (bad) throw new UserError(`${where(bad.file)}${encrypted && bad.file === 'ssh_host_ed25519_key' ? '.age (decrypted)' : ''}: ${bad.msg}`, encrypted ? `Restore ssh_host_ed25519_key.age and ssh_host_ed25519_key.pub from git (git checkout -- ${m.dir}).` : `Restore the pair from git, or make a new one: ssh-keygen -t ed25519 -N '' -f ${m.dir}/ssh_host_ed25519_key`)
   }
   for (const [f, proto] of [['tcp_ports', 'tcp'], ['udp_ports', 'udp']] as const) {
     const bad = v.checkPorts(proto, fileLines(files.get(f)))

@@ -4,7 +4,8 @@
 //              the checks ran inside the lock, before the record was written).
 //   upgrade  → before the identity resync: rolled back (new overlay removed, VM restarted if it
 //              ran); from the resync on: rolled forward (resync again, switch, define, start).
-//   rollback → the overlay swap is finished and the domain defined for the overlay in place.
+//   rollback → the overlay swap is finished (or carried out, if not begun) and the domain defined
+//              for the overlay in place; a VM a rolling upgrade was rolling back is started again.
 import { existsSync } from 'node:fs'
 import { readdir, rm, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -16,11 +17,11 @@ import { vmFiles } from '../repo.js'
 import type { FleetContext } from '../services/context.js'
 import { xmlPath } from '../services/domain-xml.js'
 import { overlayBaseDigest } from '../store/images.js'
-import { unlinkDurable, writeFileAtomic } from '../util/fsx.js'
+import { renameDurable, unlinkDurable, writeFileAtomic } from '../util/fsx.js'
 import { Undo } from '../util/undo.js'
 import { rollForwardUpgrade } from '../services/upgrade-switch.js'
 import type { IntentHandle } from './intent.js'
-import { finishSwap, nextOverlay } from './overlays.js'
+import { finishSwap, nextOverlay, previousOverlay, promoteOverlay } from './overlays.js'
 
 export interface CreateData {
   /** machines/NAME was written by this run (and so is removed on rollback). */
@@ -87,6 +88,8 @@ export interface UpgradeData {
   manifest: Record<string, string>
   xml: string
   oldXml: string | null
+  /** Rollback points to keep after the switch, .previous included (default 2). */
+  keep?: number
   /** When the run asked the VM to shut down (ms since the epoch), and how long it meant to wait. */
   stopRequestedAt?: number
   stopTimeoutS?: number
@@ -135,16 +138,32 @@ export interface RollbackData {
   /** XML for each side: `to` is the target. */
   xmlTo: string
   xmlFrom: string
+  /** A rolling upgrade's rollback of a running VM: stopped first, started again at the end. */
+  start?: boolean
+  /** rollback --to an older rollback point: it becomes .previous first, today's .previous parked as `parkAs`. */
+  promote?: { target: string; parkAs: string }
 }
 
+/**
+ * Finished, whatever step the kill hit: a swap not begun yet is carried out (the running VM of a
+ * rolling upgrade's rollback powered off first), a swap begun is completed, the domain is
+ * defined for the overlay in place, and a VM that ran is started again.
+ */
 export async function recoverRollback(ctx: FleetContext, name: VmName, intent: IntentHandle<RollbackData>): Promise<string[]> {
   const files = vmFiles(ctx.paths, name)
-  await finishSwap(files)
   const d = intent.data
+  const swap = `${files.boot}.swap`
+  if (d.promote && !existsSync(swap)) await promoteOverlay(files, d.promote.target, d.promote.parkAs)
+  if (d.from !== d.to && !existsSync(swap) && existsSync(files.boot) && existsSync(previousOverlay(files)) && (await overlayBaseDigest(ctx.paths, files.boot)) === d.from) {
+    if (d.start) await libvirt.destroy(name)
+    await renameDurable(files.boot, swap)
+  }
+  await finishSwap(files)
   const on = await overlayBaseDigest(ctx.paths, files.boot)
   const xml = on === d.to ? d.xmlTo : d.xmlFrom
   await writeFileAtomic(xmlPath(ctx.paths, name), xml)
   await libvirt.defineXml(xml)
+  if (d.start) await libvirt.ensureRunning(name)
   await intent.done()
-  return [`finished the interrupted rollback: on ${(on ?? 'unknown').slice(0, 12)}`]
+  return [`finished the interrupted rollback: on ${(on ?? 'unknown').slice(0, 12)}${d.start ? ', running' : ''}`]
 }

@@ -11,7 +11,7 @@ import type { FleetContext } from './context.js'
 import { createVm, type CreateBatch } from './create-vm.js'
 import { defineVm, destroyVm, redefineVm } from './lifecycle.js'
 import { planFleet, type PlanAction, type PlanEntry, type PlanResult } from './plan.js'
-import { upgrade } from './upgrade.js'
+import { upgrade, upgradeFailed, type UpgradeOptions } from './upgrade.js'
 
 export type ApplyOutcome = 'created' | 'defined' | 'redefined' | 'upgraded' | 'destroyed' | 'unchanged' | 'skipped' | 'failed' | 'would apply'
 
@@ -40,6 +40,8 @@ export interface ApplyOptions {
   start: boolean
   timeoutS: number
   force: boolean
+  /** Passed to the upgrade: waves, health check, rollback points (upgrade's defaults otherwise). */
+  rolling?: Pick<UpgradeOptions, 'maxUnavailable' | 'health' | 'healthTimeoutS' | 'keep'>
 }
 
 export async function applyFleet(ctx: FleetContext, names: readonly string[], opts: ApplyOptions): Promise<ApplyResult> {
@@ -95,13 +97,12 @@ export async function applyFleet(ctx: FleetContext, names: readonly string[], op
   const upgrades = of('upgrade')
   if (upgrades.length) {
     try {
-      const r = await upgrade(ctx, upgrades.map((v) => v.name), { all: false, timeoutS: opts.timeoutS, force: opts.force })
+      const r = await upgrade(ctx, upgrades.map((v) => v.name), { all: false, timeoutS: opts.timeoutS, force: opts.force, ...opts.rolling })
       for (const u of r.vms) {
         const v = upgrades.find((x) => x.name === u.name)
         if (!v) continue
-        // Anything but upgraded or unchanged (failed, rolled back, not started, unhealthy) is this VM's failure.
-        const ok = (u.outcome === 'upgraded' || u.outcome === 'unchanged') && (u as { healthy?: boolean }).healthy !== false
-        done(v, ok ? { outcome: u.outcome === 'upgraded' ? 'upgraded' : 'unchanged', restarted: u.restarted } : { outcome: 'failed', error: `${u.outcome}: ${u.error ?? 'unhealthy'}${u.state ? ` (${u.state})` : ''}` })
+        // A rolling upgrade also ends VMs rolled back (unhealthy) or not started (the rollout stopped).
+        done(v, upgradeFailed(u) ? { outcome: 'failed', error: `${u.outcome}: ${u.error ?? 'the rollout stopped first'} (${u.state ?? `on ${u.image.slice(0, 12)}`})` } : { outcome: u.outcome === 'upgraded' ? 'upgraded' : 'unchanged', restarted: u.restarted })
       }
     } catch (e) {
       // upgrade refuses named VMs it cannot plan before changing anything: all of them failed.

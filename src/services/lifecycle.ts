@@ -9,6 +9,7 @@ import { UserError } from '../errors.js'
 import type { VmName } from '../name.js'
 import { loadMachine } from '../machines/repository.js'
 import { vmFiles, type Paths } from '../repo.js'
+import { olderOverlays } from '../ops/overlays.js'
 import { recoverFirst, withVms } from '../ops/vm-op.js'
 import type { FleetContext } from './context.js'
 import { currentBaseDigest, machineDomain, machineXml, writeXml } from './domain-xml.js'
@@ -196,7 +197,7 @@ export async function destroyVm(ctx: FleetContext, name: VmName, opts: { deleteD
     await owned(ctx, name, opts)
     const state = await libvirt.domainState(name)
     if (!state && !existsSync(dir)) throw new UserError(`machine ${name}: nothing to destroy (no domain, no ${dir})`)
-    const deletes = [files.nvram, files.boot, `${files.boot}.previous`, ...(opts.deleteData ? [files.var, files.console] : [])]
+    const deletes = [files.nvram, files.boot, `${files.boot}.previous`, ...(await olderOverlays(files)), ...(opts.deleteData ? [files.var, files.console] : [])]
     for (const f of deletes) if (!f.startsWith(dir + sep)) throw new Error(`bug: ${f} is outside ${dir}`)
     const plan = [
       ...(state ? [`domain ${name}${state === 'shut off' ? '' : ` (${state}, powered off)`}`] : []),

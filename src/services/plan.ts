@@ -15,8 +15,7 @@ import { vmFiles } from '../repo.js'
 import { readFleetId } from '../store/fleet-id.js'
 import { channelKey, digestOfPath, imagePath, overlayBackingFile, readChannels, type Channels } from '../store/images.js'
 import { diffDomain, type DomainChange } from '../xml/diff-domain.js'
-import { parseDomainModel } from '../xml/parse-domain.js'
-import { parseDomain } from '../xml/serialize.js'
+import { parseDomainModel, readDomain } from '../xml/parse-domain.js'
 import type { FleetContext } from './context.js'
 import { machineDomain } from './domain-xml.js'
 import { diffManifest, manifestOf, readManifest, type IdentityDiff } from './identity-manifest.js'
@@ -98,11 +97,11 @@ async function planMachine(ctx: FleetContext, host: Host, m: Machine): Promise<P
   const state = dom?.state ?? 'not defined'
   const hasBoot = existsSync(files.boot)
   const hasVar = existsSync(files.var)
-  if (dom) {
-    const summary = parseDomain(dom.xml)
-    const owner = summary.fleet
+  const read = dom ? readDomain(dom.xml) : undefined
+  if (dom && read) {
+    const owner = read.owner
     const ownerKind: libvirt.DomainOwner = owner ? (owner.fleetId ? { kind: 'fleet', fleetId: owner.fleetId, machine: owner.machine, disks: [] } : { kind: 'legacy', machine: owner.machine, disks: [] }) : { kind: 'none', disks: [] }
-    const disks = summary.disks.map((d) => d.source)
+    const disks = read.model.devices.disks.map((d) => d.source)
     const ownDisks = disks.length > 0 && disks.every((d) => d === files.boot || d === files.var)
     const problem = ownershipProblem(m.name, host.ours, { ...ownerKind, disks }, ownDisks)
     if (problem) return entry(m.name, 'foreign', state, `${problem}; never touched (pick another machine name, or adopt it with \`fleet define-vm ${m.name} --adopt\`)`)
@@ -129,7 +128,7 @@ async function planMachine(ctx: FleetContext, host: Host, m: Machine): Promise<P
   if (!dom) return entry(m.name, 'define', state, 'disks are there, the domain is not: define it from machines/', { base, identity })
   // Drift of the definition against the base the VM is on now; an upgrade moves the base itself.
   const desired = await machineDomain(ctx, m, from)
-  const changes = diffDomain(desired, parseDomainModel(dom.xml))
+  const changes = diffDomain(desired, read!.model)
   if (dom.liveXml) {
     // A running domain keeps its old configuration until restarted, even once redefined.
     for (const c of diffDomain(desired, parseDomainModel(dom.liveXml))) {
@@ -158,7 +157,7 @@ async function orphans(ctx: FleetContext, host: Host, known: Set<string>): Promi
   for (const d of host.domains.values()) {
     // Only a domain whose XML carries our id can be ours: the others are not parsed at all.
     if (known.has(d.name) || !isVmName(d.name) || !host.ours || !d.xml.includes(host.ours)) continue
-    const owner = parseDomain(d.xml).fleet
+    const owner = readDomain(d.xml).owner
     if (!host.ours || owner?.fleetId !== host.ours) continue
     seen.add(d.name)
     out.push(entry(d.name, 'orphan', d.state, `domain of this fleet with no ${ctx.paths.machines}/${d.name}: apply (after asking) powers it off, undefines it and deletes its boot overlay; its /var disk is kept`))

@@ -9,7 +9,7 @@ import { UserError } from '../errors.js'
 import { loadMachine, readIdentity } from '../machines/repository.js'
 import type { VmName } from '../name.js'
 import type { IntentHandle } from '../ops/intent.js'
-import { nextOverlay, previousOverlay, switchOverlays } from '../ops/overlays.js'
+import { nextOverlay, previousOverlay, pruneOverlays, switchOverlays } from '../ops/overlays.js'
 import type { UpgradeData } from '../ops/recovery.js'
 import { makeScratch } from '../ops/scratch.js'
 import { vmFiles } from '../repo.js'
@@ -19,6 +19,9 @@ import type { FleetContext } from './context.js'
 import { xmlPath } from './domain-xml.js'
 import { manifestOf, writeManifest } from './identity-manifest.js'
 import { resyncIdentity } from './var-disk.js'
+
+/** Rollback points an upgrade keeps by default (.previous and one older). */
+export const DEFAULT_KEEP = 2
 
 /**
  * The end of an upgrade, resumable from any point: define first (a refused definition changes
@@ -32,6 +35,7 @@ export async function finishSwitch(ctx: FleetContext, name: VmName, d: UpgradeDa
   await writeManifest(files.dir, d.manifest)
   if (d.newOverlay) await switchOverlays(files)
   step('upgrade:switched')
+  if (d.newOverlay) await pruneOverlays(files, d.keep ?? DEFAULT_KEEP)
   if (d.wasRunning) await libvirt.ensureRunning(name)
 }
 

@@ -5,6 +5,10 @@
 //   overlays (old one kept as .previous for rollback) → restart if it ran.
 // A VM that does not stop or fails ends on its old overlay and definition, running if it ran,
 // and does not keep the others down. A VM already in sync is left alone (its rollback point too).
+// Rolling: running VMs go in waves of at most maxUnavailable; each restarted VM must pass its
+// health check before the next wave starts. One that fails it is rolled back to its previous
+// overlay, restarted and checked again, and the rollout stops there. Stopped VMs go last, in
+// one batch, without being started (only after every running VM came back healthy).
 import { task } from '../util/progress.js'
 import { structuredPatch } from 'diff'
 import { existsSync } from 'node:fs'
@@ -30,7 +34,9 @@ import { diffManifest, manifestOf, readManifest, type IdentityDiff } from './ide
 import { waitOff } from './lifecycle.js'
 import { assertOwned } from './ownership.js'
 import { VM_DISK_MODE } from './permissions.js'
-import { finishSwitch } from './upgrade-switch.js'
+import { consoleMark, describeHealth, waitHealthy, type HealthCheck } from './health.js'
+import { rollbackLocked } from './rollback.js'
+import { DEFAULT_KEEP, finishSwitch } from './upgrade-switch.js'
 import { resyncIdentity } from './var-disk.js'
 
 export interface UpgradePlan {
@@ -43,7 +49,8 @@ export interface UpgradePlan {
   wasRunning: boolean
 }
 
-export type UpgradeOutcome = 'upgraded' | 'unchanged' | 'failed' | 'would upgrade'
+/** `rolled back`: upgraded, failed its health check, back on its old image. `not started`: the rollout stopped first. */
+export type UpgradeOutcome = 'upgraded' | 'unchanged' | 'failed' | 'rolled back' | 'not started' | 'would upgrade'
 
 export interface UpgradeVmResult extends UpgradePlan {
   outcome: UpgradeOutcome
@@ -51,13 +58,42 @@ export interface UpgradeVmResult extends UpgradePlan {
   /** Why it failed, and the state it was left in. */
   error?: string
   state?: string
+  /** The image (digest) it boots from at the end. */
+  image: string
+  /** 1, 2…: running VMs in waves; stopped VMs in the last one. Absent when there was nothing to do. */
+  wave?: number
+  /** Its health check after its restart (absent: not restarted, so not checked). */
+  healthy?: boolean
+  health?: string
 }
 
 export interface UpgradeResult {
   dryRun: boolean
   vms: UpgradeVmResult[]
   timings: Record<string, number>
+  health: string
+  maxUnavailable: number
+  /** Why the rollout stopped before the end (absent: it ran to the end). */
+  stopped?: string
 }
+
+export interface UpgradeOptions {
+  all: boolean
+  /** Seconds to wait for an ACPI shutdown; then --force powers off, else that VM fails. */
+  timeoutS: number
+  force: boolean
+  /** At most this many running VMs down at once (default 1). */
+  maxUnavailable?: number
+  /** Checked on every VM the upgrade restarts (default: the guest agent). */
+  health?: HealthCheck
+  /** Seconds a restarted VM has to pass its check (default 300). */
+  healthTimeoutS?: number
+  /** Rollback points each upgraded VM keeps, .previous included (default 2). */
+  keep?: number
+}
+
+/** A result is bad when it did not end upgraded or unchanged, or came back unhealthy: exit 3. */
+export const upgradeFailed = (v: UpgradeVmResult): boolean => (v.outcome !== 'upgraded' && v.outcome !== 'unchanged' && v.outcome !== 'would upgrade') || v.healthy === false
 
 /** A unified diff (the `diff` library: Myers, 3 lines of context, @@ hunks as GNU diff numbers them); empty for equal text. */
 export function unifiedDiff(a: string, b: string, from = 'a', to = 'b'): string[] {
@@ -76,6 +112,9 @@ interface Planned {
   image: string
   intent?: IntentHandle<UpgradeData>
   result?: UpgradeVmResult
+  /** Console log offset taken while the VM was off, before its restart. */
+  mark?: number
+  wave?: number
 }
 
 async function planVm(ctx: FleetContext, m: Machine): Promise<Planned> {
@@ -106,14 +145,32 @@ async function planVm(ctx: FleetContext, m: Machine): Promise<Planned> {
 const identityChanged = (d: IdentityDiff) => d.added.length + d.changed.length + d.removed.length > 0
 const needsWork = (p: UpgradePlan) => p.baseFrom !== p.baseTo || identityChanged(p.identity) || p.xmlChanged
 
-export async function upgrade(ctx: FleetContext, names: string[], opts: { all: boolean; timeoutS: number; force: boolean }): Promise<UpgradeResult> {
+/** Running VMs needing work in waves of `n` (by name), then the stopped ones in one last wave. */
+export function waves<T extends { plan: UpgradePlan }>(todo: T[], n: number): T[][] {
+  const running = todo.filter((p) => p.plan.wasRunning).sort((a, b) => (a.plan.name < b.plan.name ? -1 : 1))
+  const out: T[][] = []
+  for (let i = 0; i < running.length; i += n) out.push(running.slice(i, i + n))
+  const stopped = todo.filter((p) => !p.plan.wasRunning)
+  if (stopped.length) out.push(stopped)
+  return out
+}
+
+export async function upgrade(ctx: FleetContext, names: string[], opts: UpgradeOptions): Promise<UpgradeResult> {
+  const maxUnavailable = opts.maxUnavailable ?? 1
+  if (!Number.isInteger(maxUnavailable) || maxUnavailable < 1) throw new UserError(`--max-unavailable ${maxUnavailable}: must be a whole number of VMs, at least 1`)
+  const healthTimeoutS = opts.healthTimeoutS ?? 300
+  if (!Number.isFinite(healthTimeoutS) || healthTimeoutS <= 0) throw new UserError(`--health-timeout ${healthTimeoutS}: must be a number of seconds above 0`)
+  const check = opts.health ?? { kind: 'agent' }
+  if (opts.keep !== undefined && (!Number.isInteger(opts.keep) || opts.keep < 1)) throw new UserError(`--keep ${opts.keep}: must be a whole number of rollback points, at least 1`)
   const list = opts.all ? (await listMachineNames(ctx.paths)).map(vmName) : vmNames(names)
   if (!list.length) throw new UserError(opts.all ? `no machines in ${ctx.paths.machines}` : 'name the machines to upgrade, or pass --all')
   await recoverFirst(ctx, list)
   const timings: Record<string, number> = {}
+  const base = { health: describeHealth(check), maxUnavailable, timings }
   if (ctx.dryRun) {
     const plans = await Promise.all(list.map(async (n) => planVm(ctx, await loadMachine(ctx.paths, n))))
-    return { dryRun: true, vms: plans.map((p) => ({ ...p.plan, outcome: needsWork(p.plan) ? 'would upgrade' : 'unchanged', restarted: false })), timings }
+    waves(plans.filter((p) => needsWork(p.plan)), maxUnavailable).forEach((w, i) => w.forEach((p) => (p.wave = i + 1)))
+    return { ...base, dryRun: true, vms: plans.map((p) => ({ ...p.plan, outcome: needsWork(p.plan) ? 'would upgrade' : 'unchanged', restarted: false, image: p.plan.baseFrom, wave: p.wave })) }
   }
   // VM locks (sorted), then the store shared: gc cannot delete the target images meanwhile.
   return withVms(ctx, list, () => withStore(ctx, 'shared', async () => {
@@ -130,17 +187,68 @@ export async function upgrade(ctx: FleetContext, names: string[], opts: { all: b
     const plans = planned.filter((p): p is Planned => !('error' in p))
     const skipped = planned.filter((p): p is { name: VmName; error: UserError } => 'error' in p)
     for (const p of skipped) ctx.log(`${p.name}: not upgraded: ${p.error.message}`)
+    for (const p of plans) if (!needsWork(p.plan)) p.result = { ...p.plan, outcome: 'unchanged', restarted: false, image: p.plan.baseFrom }
     const scratch = await makeScratch(ctx.paths, 'upgrade')
+    let stopped: string | undefined
     try {
-      await doUpgrade(ctx, plans, opts, timings, scratch.dir)
+      const all = waves(plans.filter((p) => !p.result), maxUnavailable)
+      for (const [i, wave] of all.entries()) {
+        for (const p of wave) p.wave = i + 1
+        if (stopped) continue
+        // Its state now, not at planning: earlier waves took time.
+        for (const p of wave) p.plan.wasRunning = await libvirt.isActive(p.plan.name)
+        if (all.length > 1) ctx.log(`Wave ${i + 1} of ${all.length}: ${wave.map((p) => p.plan.name).join(', ')}`)
+        await doUpgrade(ctx, wave, opts, timings, scratch.dir)
+        await checkWave(ctx, wave, check, { ...opts, healthTimeoutS })
+        const bad = wave.filter((p) => upgradeFailed(p.result!))
+        if (bad.length) stopped = `the rollout stopped after wave ${i + 1}: ${bad.map((p) => `${p.plan.name} ${p.result!.outcome}${p.result!.healthy === false ? ', unhealthy' : ''}`).join('; ')}`
+      }
     } finally {
       await scratch.remove()
     }
+    for (const p of plans.filter((x) => !x.result)) {
+      p.result = { ...p.plan, outcome: 'not started', restarted: false, image: p.plan.baseFrom, wave: p.wave, state: `not touched: ${stopped}` }
+    }
+    if (stopped) ctx.log(stopped)
     const notPlanned: UpgradeVmResult[] = skipped.map((p) => ({
       name: p.name, baseFrom: 'unknown', baseTo: 'unknown', identity: { added: [], changed: [], removed: [] }, xmlChanged: false, xmlDiff: [], wasRunning: false,
-      outcome: 'failed', restarted: false, error: p.error.message, state: 'not touched',
+      outcome: 'failed', restarted: false, error: p.error.message, state: 'not touched', image: 'unknown',
     }))
-    return { dryRun: false, vms: [...plans.map((p) => p.result!), ...notPlanned].sort((x, y) => (x.name < y.name ? -1 : 1)), timings }
+    const vms = [...plans.map((p) => ({ ...p.result!, wave: p.wave })), ...notPlanned].sort((x, y) => (x.name < y.name ? -1 : 1))
+    return { ...base, dryRun: false, vms, ...(stopped ? { stopped } : {}) }
+  }))
+}
+
+/**
+ * The health gate of one wave: every VM it restarted must pass `check`. One that does not is
+ * rolled back to the overlay it had (when the upgrade made a new one), restarted, and checked
+ * again: a rollback only counts as done when the VM it left behind is healthy too.
+ */
+async function checkWave(ctx: FleetContext, wave: Planned[], check: HealthCheck, opts: { timeoutS: number; healthTimeoutS: number }): Promise<void> {
+  await Promise.all(wave.filter((p) => p.result?.outcome === 'upgraded' && p.result.restarted).map(async (p) => {
+    const name = p.plan.name
+    ctx.log(`${name}: health check (${describeHealth(check)}, up to ${opts.healthTimeoutS}s)`)
+    const h = await waitHealthy(ctx.paths, name, check, { timeoutS: opts.healthTimeoutS, mark: p.mark ?? 0, log: ctx.log })
+    p.result = { ...p.result!, healthy: h.healthy, health: h.detail }
+    ctx.log(`${name}: ${h.healthy ? 'healthy' : 'UNHEALTHY'} after ${h.seconds}s (${h.detail})`)
+    if (h.healthy) return
+    if (!p.plan.baseFrom || p.plan.baseFrom === p.plan.baseTo || !p.intent?.data.newOverlay) {
+      p.result = { ...p.result!, outcome: 'failed', error: `unhealthy after the upgrade: ${h.detail}`, state: `on ${p.plan.baseTo.slice(0, 12)}, not rolled back: this upgrade changed only identity or XML, so there is no older overlay of its own to go back to` }
+      return
+    }
+    ctx.log(`${name}: rolling back to ${p.plan.baseFrom.slice(0, 12)}`)
+    try {
+      const rb = await rollbackLocked(ctx, name, { xmlTo: p.oldXml ?? undefined, restart: true, stopTimeoutS: opts.timeoutS })
+      const again = await waitHealthy(ctx.paths, name, check, { timeoutS: opts.healthTimeoutS, mark: rb.consoleMark, log: ctx.log })
+      ctx.log(`${name}: back on ${rb.baseTo.slice(0, 12)}, ${again.healthy ? 'healthy' : 'STILL UNHEALTHY'} after ${again.seconds}s (${again.detail})`)
+      p.result = {
+        ...p.result!, outcome: 'rolled back', image: rb.baseTo, healthy: again.healthy, health: again.detail,
+        error: `unhealthy on ${p.plan.baseTo.slice(0, 12)}: ${h.detail}`,
+        state: `rolled back to ${rb.baseTo.slice(0, 12)}, running, ${again.healthy ? 'healthy' : `unhealthy there too: ${again.detail}`}`,
+      }
+    } catch (e) {
+      p.result = { ...p.result!, outcome: 'failed', healthy: false, error: `unhealthy after the upgrade (${h.detail}); the rollback failed: ${(e as Error).message}`, state: `see \`fleet list\`; \`fleet repair\` finishes an interrupted rollback` }
+    }
   }))
 }
 
@@ -157,20 +265,19 @@ async function fail(ctx: FleetContext, p: Planned, why: string, stillRunning = f
   }
   await p.intent?.done()
   const running = stillRunning || restarted
-  p.result = { ...p.plan, outcome: 'failed', restarted, error: why, state: `on its old image ${p.plan.baseFrom.slice(0, 12)}, ${running ? 'running' : 'stopped'}${notes.length ? `; ${notes.join('; ')}` : ''}` }
+  p.result = { ...p.plan, outcome: 'failed', restarted, image: p.plan.baseFrom, error: why, state: `on its old image ${p.plan.baseFrom.slice(0, 12)}, ${running ? 'running' : 'stopped'}${notes.length ? `; ${notes.join('; ')}` : ''}` }
   ctx.log(`${p.plan.name}: upgrade FAILED: ${why} (${p.result.state})`)
 }
 
-async function doUpgrade(ctx: FleetContext, plans: Planned[], opts: { timeoutS: number; force: boolean }, timings: Record<string, number>, tmp: string): Promise<void> {
+async function doUpgrade(ctx: FleetContext, plans: Planned[], opts: { timeoutS: number; force: boolean; keep?: number }, timings: Record<string, number>, tmp: string): Promise<void> {
   const time = async <T>(k: string, f: () => Promise<T>): Promise<T> => {
     const t0 = performance.now()
     try {
       return await f()
     } finally {
-      timings[k] = Math.round(performance.now() - t0)
+      timings[k] = (timings[k] ?? 0) + Math.round(performance.now() - t0)
     }
   }
-  for (const p of plans) if (!needsWork(p.plan)) p.result = { ...p.plan, outcome: 'unchanged', restarted: false }
   const live = () => plans.filter((p) => !p.result)
 
   await time('shutdown', async () => {
@@ -178,6 +285,7 @@ async function doUpgrade(ctx: FleetContext, plans: Planned[], opts: { timeoutS: 
       p.intent = await beginIntent<UpgradeData>(ctx.paths, vmTarget(p.plan.name), 'upgrade', 'stopping', {
         wasRunning: p.plan.wasRunning, from: p.plan.baseFrom, to: p.plan.baseTo, newOverlay: p.plan.baseFrom !== p.plan.baseTo,
         identityChanged: identityChanged(p.plan.identity), manifest: manifestOf(p.identity), xml: p.xml, oldXml: p.oldXml,
+        keep: opts.keep ?? DEFAULT_KEEP,
       })
       step('upgrade:stop')
       if (p.plan.wasRunning) {
@@ -239,6 +347,7 @@ async function doUpgrade(ctx: FleetContext, plans: Planned[], opts: { timeoutS: 
     for (const p of live()) {
       step('upgrade:switch')
       await p.intent!.phase('switch')
+      p.mark = await consoleMark(ctx.paths, p.plan.name) // off now: what it prints from its restart on
       try {
         await finishSwitch(ctx, p.plan.name, p.intent!.data)
       } catch (e) {
@@ -246,7 +355,7 @@ async function doUpgrade(ctx: FleetContext, plans: Planned[], opts: { timeoutS: 
         continue
       }
       await p.intent!.done()
-      p.result = { ...p.plan, outcome: 'upgraded', restarted: p.plan.wasRunning }
+      p.result = { ...p.plan, outcome: 'upgraded', restarted: p.plan.wasRunning, image: p.plan.baseTo }
       ctx.log(`${p.plan.name}: ${p.plan.baseFrom.slice(0, 12)} → ${p.plan.baseTo.slice(0, 12)}${p.plan.wasRunning ? ', restarted' : ''}`)
     }
   })

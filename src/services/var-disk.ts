@@ -116,10 +116,9 @@ type Disk = { file: string; identity: Map<string, Buffer> }
  */
 export async function resyncIdentity(disks: Disk[], tmpDir: string, log: (line: string) => void = () => {}): Promise<IdentityMethod | undefined> {
   if (!disks.length) return undefined
-  for (const d of disks) {
-    if (await qemuImg.isLocked(d.file)) throw inUse(d.file)
-  }
   let why = identityMethod() === 'guestfish' ? 'FLEET_VAR_METHOD=guestfish' : await e2fs.unavailable()
+  // The appliance-free path learns it from qemu itself (its snapshot and export need the write lock).
+  if (why) await refuseLocked(disks)
   if (!why) {
     log(`Identity sync of ${disks.length} /var disk(s): e2fs (qemu-storage-daemon FUSE export + debugfs, no appliance)`)
     why = await withStaging(tmpDir, (work) => resyncE2fs(disks, work, log))
@@ -141,20 +140,30 @@ async function resyncE2fs(disks: Disk[], work: string, log: (line: string) => vo
   const key = (p: RollbackPoint): string => `${p.file}\0${p.name}`
   // Points this call took go away again unless a write began (then they cover it until the end).
   const dropTaken = async (): Promise<void> => {
-    for (const p of points) if (taken.has(key(p))) await rollback.drop(p).catch(() => {})
+    await inParallel(points.filter((p) => taken.has(key(p))), (p) => rollback.drop(p).catch(() => {}))
   }
-  try {
-    for (const d of disks) {
-      const p = await rollback.takeRollbackPoint(d.file, work)
-      // After going back, the points this call took earlier are found again: still this call's.
-      if (taken.has(key(p))) p.leftover = false
-      if (!p.leftover) taken.add(key(p))
-      points.push(p)
+  const got = await inParallel(disks, async (d, i) => {
+    try {
+      await mkdir(join(work, `sb${i}`), { recursive: true, mode: 0o700 })
+      return { point: await rollback.takeRollbackPoint(d.file, join(work, `sb${i}`)) }
+    } catch (e) {
+      return { error: e }
     }
-  } catch (e) {
+  })
+  for (const r of got) {
+    if (!r.point) continue
+    const p = r.point
+    // After going back, the points this call took earlier are found again: still this call's.
+    if (taken.has(key(p))) p.leftover = false
+    if (!p.leftover) taken.add(key(p))
+    points.push(p)
+  }
+  const failed = got.find((r) => !r.point)
+  if (failed) {
     await dropTaken()
-    for (const d of disks) if (await qemuImg.isLocked(d.file).catch(() => false)) throw inUse(d.file)
-    throw e
+    // A running VM holds the write lock a snapshot needs.
+    await refuseLocked(disks)
+    throw failed.error
   }
   const exports = join(work, 'exports')
   await mkdir(exports, { recursive: true, mode: 0o700 })
@@ -170,12 +179,11 @@ async function resyncE2fs(disks: Disk[], work: string, log: (line: string) => vo
   }
   let writing = false
   try {
+    const found = await inParallel(disks, (_, i) => e2fs.probe(s.image(i)))
+    for (const [i, d] of disks.entries()) refuseUnlessVar(d.file, found[i]!.type, found[i]!.label)
+    const checked = await inParallel(disks, (_, i) => e2fs.e2fsck(s.image(i)))
     for (const [i, d] of disks.entries()) {
-      const { type, label } = await e2fs.probe(s.image(i))
-      refuseUnlessVar(d.file, type, label)
-    }
-    for (const [i, d] of disks.entries()) {
-      const r = await e2fs.e2fsck(s.image(i))
+      const r = checked[i]!
       if (r.result === 'unusable') {
         await s.close()
         await dropTaken()
@@ -216,60 +224,46 @@ async function resyncE2fs(disks: Disk[], work: string, log: (line: string) => vo
   }
   await s.close()
   // Written and flushed: the points have done their job. One that cannot be dropped only costs space.
-  for (const p of points) {
-    await rollback.drop(p).catch((e: Error) => log(`/var disk ${p.file}: could not remove the internal snapshot ${p.name} (${e.message}); qemu-img snapshot -d ${p.name} ${p.file} removes it`))
-  }
+  await inParallel(points, (p) => rollback.drop(p).catch((e: Error) => log(`/var disk ${p.file}: could not remove the internal snapshot ${p.name} (${e.message}); qemu-img snapshot -d ${p.name} ${p.file} removes it`)))
   return undefined
 }
 
 /**
  * Disk i in the session: finish or undo an interrupted swap, write /identity.new, swap it in.
- * Each phase ends with the filesystem closed, so it is on the disk before the next begins; the
- * swap itself rewrites one block (the root folder's), so a kill leaves it either before or after.
+ * Each phase is one batch of debugfs commands ending with the filesystem closed, so it is on the
+ * disk before the next begins (and a fleet that dies mid-batch still has it all carried out); the
+ * swap itself rewrites one block (the root folder's), so a crash leaves it before or after.
  */
 async function swapIdentityE2fs(s: e2fs.E2fsSession, i: number, files: Map<string, string>): Promise<void> {
+  const { attrs, close, mkdir, put, rename } = e2fs.debugfsCmd
   const top = async (): Promise<Set<string>> => new Set((await s.list('/'))?.map((e) => e.name))
-  await s.openFs(i)
+  await s.batch([s.open(i)])
   let root = await top()
   // Killed between the two renames: /identity.old is the complete old identity; put it back.
   if (!root.has('identity') && root.has('identity.old')) {
-    await s.renameAndClose([[OLD, IDENTITY]])
-    await s.openFs(i)
+    await s.batch([...rename(OLD, IDENTITY), close(), s.open(i)])
     root = await top()
   }
-  if (root.has('identity.old')) await rmTree(s, OLD)
-  if (root.has('identity.new')) await rmTree(s, NEW)
-  await s.mkdir(NEW)
-  await s.setAttrs(NEW, 0o040755, 0, 0)
-  for (const [name, local] of files) {
-    await s.put(local, `${NEW}/${name}`)
-    await s.setAttrs(`${NEW}/${name}`, 0o100000 | identityMode(name), 0, 0)
-  }
-  // The new files reach the disk before any rename that makes them the identity.
-  await s.closeFs()
-  await s.openFs(i)
+  const stale = [...(root.has('identity.old') ? await rmTree(s, OLD) : []), ...(root.has('identity.new') ? await rmTree(s, NEW) : [])]
+  const write = [...files].flatMap(([name, local]) => [put(local, `${NEW}/${name}`), ...attrs(`${NEW}/${name}`, 0o100000 | identityMode(name), 0, 0)])
+  // The new files reach the disk (close) before any rename that makes them the identity.
+  await s.batch([...stale, mkdir(NEW), ...attrs(NEW, 0o040755, 0, 0), ...write, close(), s.open(i)])
   // Both renames in one batch and one block: no kill or Ctrl-C leaves only the first done.
-  await s.renameAndClose((await top()).has('identity') ? [[IDENTITY, OLD], [NEW, IDENTITY]] : [[NEW, IDENTITY]])
-  await s.openFs(i)
-  await rmTree(s, OLD)
-  await s.closeFs()
+  await s.batch([...(root.has('identity') ? rename(IDENTITY, OLD) : []), ...rename(NEW, IDENTITY), close(), s.open(i)])
+  await s.batch([...(await rmTree(s, OLD)), close()])
 }
 
-/** rm -rf inside the open filesystem (debugfs removes one name at a time). */
-async function rmTree(s: e2fs.E2fsSession, path: string): Promise<void> {
+/** The commands of rm -rf `path` inside the open filesystem (debugfs removes one name at a time). */
+async function rmTree(s: e2fs.E2fsSession, path: string): Promise<e2fs.DebugfsCommand[]> {
   const entries = await s.list(path)
   if (entries === undefined) {
     // Not a folder (or gone): a plain name, if anything.
     const parent = await s.list(path.slice(0, path.lastIndexOf('/')) || '/')
-    if (parent?.some((e) => e.name === path.slice(path.lastIndexOf('/') + 1))) await s.rm(path)
-    return
+    return parent?.some((e) => e.name === path.slice(path.lastIndexOf('/') + 1)) ? [e2fs.debugfsCmd.rm(path)] : []
   }
-  for (const e of entries) {
-    const p = `${path}/${e.name}`
-    if (e.dir) await rmTree(s, p)
-    else await s.rm(p)
-  }
-  await s.rmdir(path)
+  const out: e2fs.DebugfsCommand[] = []
+  for (const e of entries) out.push(...(e.dir ? await rmTree(s, `${path}/${e.name}`) : [e2fs.debugfsCmd.rm(`${path}/${e.name}`)]))
+  return [...out, e2fs.debugfsCmd.rmdir(path)]
 }
 
 function again(file: string): string {
@@ -307,6 +301,27 @@ async function resyncGuestfish(disks: Disk[], work: string): Promise<void> {
     throw e
   }
   await g.close()
+}
+
+/** Refuses, naming it, the first disk a process holds open read-write (a running VM). */
+async function refuseLocked(disks: Disk[]): Promise<void> {
+  const locked = await inParallel(disks, (d) => qemuImg.isLocked(d.file))
+  const i = locked.indexOf(true)
+  if (i >= 0) throw inUse(disks[i]!.file)
+}
+
+/** `fn` over `items`, at most 4 at a time (spawning tools is most of the cost), results in order. */
+async function inParallel<T, R>(items: T[], fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length)
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++
+      out[i] = await fn(items[i]!, i)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(4, items.length) }, worker))
+  return out
 }
 
 function inUse(file: string): UserError {

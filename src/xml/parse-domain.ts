@@ -77,8 +77,25 @@ function iface(i: Node): Interface {
 
 /** The model of a domain's XML; fields fleet never sets are not read. */
 export function parseDomainModel(xml: string): Domain {
+  return readDomain(xml).model
+}
+
+/**
+ * The model and who the domain says owns it (fleet's metadata element: its machine name and, from
+ * fleets with ids, the fleet id; undefined when it has none), from one parse: plan reads every
+ * domain on the host, and parsing is most of its time.
+ */
+export function readDomain(xml: string): { model: Domain; owner?: { machine: string; fleetId?: string } } {
   const dom = (parser.parse(xml) as { domain?: Node }).domain
   if (!dom) throw new Error('not a <domain> document')
+  const model = modelOf(dom)
+  const meta = fleetElement(get(dom, 'metadata'))
+  if (!meta) return { model }
+  const fleetId = attr(meta, 'fleet-id')
+  return { model, owner: { machine: attr(meta, 'name') ?? '', ...(fleetId ? { fleetId } : {}) } }
+}
+
+function modelOf(dom: Node): Domain {
   const os = get(dom, 'os')
   const type = get(os, 'type')
   const loader = get(os, 'loader')

@@ -120,7 +120,8 @@ describe.skipIf(libvirtMissing)('fault injection: kill -9 at every step, then th
     const u1 = sb.name('u1')
     const u2 = sb.name('u2')
     const home: Record<string, string> = {}
-    const UP = ['upgrade', u1, u2, '--force', '--timeout', '1']
+    // The running VM boots a blank disk: nothing in it could answer a health check.
+    const UP = ['upgrade', u1, u2, '--force', '--timeout', '1', '--health', 'none']
     let target = ''
     const flip = async () => {
       // Move the channel to the other image, so there is something to upgrade to.
@@ -153,19 +154,21 @@ describe.skipIf(libvirtMissing)('fault injection: kill -9 at every step, then th
       target = digestA
     }, 180_000)
 
-    it('a VM that ignores the shutdown request fails alone: it stays running on its old image, the other is upgraded, exit 3', async () => {
+    it('a VM that ignores the shutdown request fails alone: it stays running on its old image, the rollout stops before the other, exit 3', async () => {
       const before = (await listOk()).find((v) => v.name === u1)!.baseDigest
       await flip()
-      const r = await fleet(sb, ['upgrade', u1, u2, '--timeout', '1', '--json'])
+      const r = await fleet(sb, ['upgrade', u1, u2, '--timeout', '1', '--health', 'none', '--json'])
       expect(r.code, r.stderr).toBe(3)
-      const out = JSON.parse(r.stdout) as { vms: { name: string; outcome: string; error?: string; state?: string }[] }
-      expect(out.vms.find((v) => v.name === u1)).toMatchObject({ outcome: 'failed', error: expect.stringMatching(/still running 1s after the shutdown request/), state: expect.stringMatching(/on its old image .*running/) })
-      expect(out.vms.find((v) => v.name === u2)).toMatchObject({ outcome: 'upgraded' })
+      const out = JSON.parse(r.stdout) as { stopped?: string; vms: { name: string; outcome: string; image: string; error?: string; state?: string }[] }
+      expect(out.vms.find((v) => v.name === u1)).toMatchObject({ outcome: 'failed', image: before, error: expect.stringMatching(/still running 1s after the shutdown request/), state: expect.stringMatching(/on its old image .*running/) })
+      // Running VMs go first, stopped ones only after every wave came through.
+      expect(out.vms.find((v) => v.name === u2)).toMatchObject({ outcome: 'not started', image: before })
+      expect(out.stopped).toMatch(/stopped after wave 1/)
       const vms = await listOk()
       expect(vms.find((v) => v.name === u1)).toMatchObject({ state: 'running', baseDigest: before })
-      expect(vms.find((v) => v.name === u2)?.baseDigest).toBe(target)
+      expect(vms.find((v) => v.name === u2)?.baseDigest).toBe(before)
       expect(await orphans(sb)).toEqual([])
-      // Bring u1 to the target too, so the rounds below start from one image.
+      // Bring both to the target, so the rounds below start from one image.
       expect((await fleet(sb, UP)).code).toBe(0)
     }, 120_000)
 
@@ -191,6 +194,34 @@ describe.skipIf(libvirtMissing)('fault injection: kill -9 at every step, then th
         expect(r.code, `killed after ${ms} ms: ${r.stderr}`).toBe(0)
         await check(`killed after ${ms} ms`)
       }
+    }, 300_000)
+
+    it('a VM that fails its health check is rolled back and restarted; killed at each step of that, repair finishes it running', async () => {
+      // A pattern the blank disk never prints: unhealthy after 1 s, so every upgrade of u1 is rolled back.
+      const BAD = ['upgrade', u1, u2, '--force', '--timeout', '1', '--health', 'console:^NEVER-PRINTED$', '--health-timeout', '1']
+      const before = target
+      await flip()
+      const r = await fleet(sb, [...BAD, '--json'])
+      expect(r.code, r.stderr).toBe(3)
+      const out = JSON.parse(r.stdout) as { vms: { name: string; outcome: string; image: string; healthy?: boolean }[] }
+      expect(out.vms.find((v) => v.name === u1)).toMatchObject({ outcome: 'rolled back', image: before, healthy: false })
+      expect(out.vms.find((v) => v.name === u2)).toMatchObject({ outcome: 'not started', image: before })
+      for (const at of ['rollback:stop', 'rollback:swap', 'rollback:swapping', 'rollback:define', 'rollback:start']) {
+        const k = await fleetKilled(sb, BAD, { env: { FLEET_TEST_KILL_AT: at } })
+        expect(k.signal, `${at}: ${k.stderr}`).toBe('SIGKILL')
+        const rep = await fleet(sb, ['repair'])
+        expect(rep.code, `${at}: ${rep.stderr}`).toBe(0)
+        expect(rep.stdout, at).toMatch(/finished the interrupted rollback: on .*, running/)
+        expect(await orphans(sb), at).toEqual([])
+        const vms = await listOk()
+        expect(vms.find((v) => v.name === u1), at).toMatchObject({ state: 'running', baseDigest: before })
+        expect(vms.find((v) => v.name === u2)?.baseDigest, at).toBe(before)
+        expect((await virsh(['dumpxml', u1])).stdout, at).toContain(`digest="${before}"`)
+        // Rollback points kept: .previous and at most one older (--keep 2).
+        expect(readdirSync(join(sb.state, 'vms', u1)).filter((f) => f.startsWith('boot.qcow2.')).length, at).toBeLessThanOrEqual(2)
+      }
+      expect((await fleet(sb, UP)).code).toBe(0) // both onto the target again for what follows
+      await check('after the rollbacks')
     }, 300_000)
 
     it('killed right after the shutdown request, the stop landing while the next run recovers: the VM that ran runs afterwards', async () => {
@@ -223,7 +254,7 @@ describe.skipIf(libvirtMissing)('fault injection: kill -9 at every step, then th
         for (const n of [u1, u2]) appendFileSync(join(sb.repo, 'machines', n, 'hosts'), `10.9.9.${i + 1} extra${i}.example\n`)
         const k = await fleetKilled(sb, UP, how)
         expect(k.signal, k.stderr).toBe('SIGKILL')
-        const r = await fleet(sb, UP, { timeoutMs: 240_000 })
+        const r = await fleet(sb, UP, { timeoutMs: 400_000 })
         expect(r.code, r.stderr).toBe(0)
         expect(await orphans(sb)).toEqual([])
       }
@@ -317,7 +348,7 @@ describe.skipIf(libvirtMissing)('fault injection: kill -9 at every step, then th
     const env = { NIX: join(ROOT, 'test', 'fixtures', 'fake-nix'), FAKE_NIX_STORE: join(sb.dir, 'nix-store') }
     mkdirSync(env.FAKE_NIX_STORE, { recursive: true })
     for (const how of [{ env: { ...env, FLEET_TEST_KILL_AT: 'build:store' } }, { env: { ...env, FLEET_TEST_KILL_AT: 'import:verify' } }, { env, killAfterMs: 700 }]) {
-      await fleetKilled(sb, ['build', '--builder', 'nix', '--channel', 'built', '--compress'], how)
+      await fleetKilled(sb, ['build', '--builder', 'nix', '--no-verify', '--channel', 'built', '--compress'], how)
       const r = await fleet(sb, ['repair'])
       expect(r.code, r.stderr).toBe(0)
       expect(await orphans(sb)).toEqual([])

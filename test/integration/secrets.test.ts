@@ -225,5 +225,11 @@ describe.skipIf(libvirtMissing)('host keys encrypted in git (age)', { timeout: 3
     // B decrypts it back to the very same key.
     const dec = await execa('age', ['-d', '-i', key('b'), join(legacy, 'machines', vm, 'ssh_host_ed25519_key.age')])
     expect(String(dec.stdout) + '\n').toBe(hostKey)
+    // A .pub that is not the pair of the decrypted key: exit 2, and the hint never says to write a plaintext key.
+    writeFileSync(join(legacy, 'machines', vm, 'ssh_host_ed25519_key.pub'), readFileSync(`${key('c')}.pub`))
+    const bad = await fleet(b, ['upgrade', vm, '--dry-run'])
+    expect(bad.code, bad.stderr).toBe(2)
+    expect(bad.stderr).toContain('does not match the private key')
+    expect(bad.stderr).toMatch(/Restore ssh_host_ed25519_key\.age and ssh_host_ed25519_key\.pub from git/)
   })
 })

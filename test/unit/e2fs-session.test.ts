@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { E2fsSession } from '../../src/adapters/e2fs.js'
+import { debugfsCmd as c, E2fsSession } from '../../src/adapters/e2fs.js'
 import { ToolError } from '../../src/errors.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'fleet-fake-qsd-'))
@@ -45,23 +45,20 @@ describe('E2fsSession', () => {
     process.env.FAKE_RAW = raw
     try {
       const s = await E2fsSession.open(['/nowhere/var.qcow2'], exports)
-      await s.openFs(0)
+      await s.batch([s.open(0)])
       expect((await s.list('/'))?.map((e) => [e.name, e.dir]).sort()).toEqual([['identity', true], ['lost+found', true]])
       expect(await s.list('/identity.new')).toBeUndefined()
       expect(await s.list('/identity/hostname')).toBeUndefined() // a file is no folder
-      await s.mkdir('/identity.new')
       writeFileSync(join(dir, 'local'), 'x')
-      await s.put(join(dir, 'local'), '/identity.new/f')
-      await s.setAttrs('/identity.new/f', 0o100600, 0, 0)
-      await s.renameAndClose([['/identity', '/identity.old'], ['/identity.new', '/identity']])
-      await s.openFs(0)
+      await s.batch([c.mkdir('/identity.new'), c.put(join(dir, 'local'), '/identity.new/f'), ...c.attrs('/identity.new/f', 0o100600, 0, 0)])
+      await s.batch([...c.rename('/identity', '/identity.old'), ...c.rename('/identity.new', '/identity'), c.close(), s.open(0)])
       expect((await s.list('/'))?.map((e) => e.name).sort()).toEqual(['identity', 'identity.old', 'lost+found'])
       // debugfs exits 0 and only prints its complaint: that is an error, naming the command.
-      const err = await s.rm('/no-such-file').catch((e: unknown) => e)
+      const err = await s.batch([c.rm('/no-such-file')]).catch((e: unknown) => e)
       expect(err).toBeInstanceOf(ToolError)
       expect((err as ToolError).args.join(' ')).toContain('rm "/no-such-file"')
-      await expect(s.rm('/a"b')).rejects.toThrow(/quote/)
-      await s.closeFs()
+      await expect(s.batch([c.rm('/a"b')])).rejects.toThrow(/quote/)
+      await s.batch([c.close()])
       await s.close()
       expect(readFileSync(`${raw}.stopped`, 'utf8').trim()).toBe('stopped')
       const ls = String((await execa('debugfs', ['-R', 'ls -l /identity', join(exports, '0.img')])).stdout)
