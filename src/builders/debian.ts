@@ -117,12 +117,25 @@ function newest(names: string[], prefix: string): string | undefined {
   return names.filter((n) => n.startsWith(prefix)).sort((a, b) => a.localeCompare(b, 'en', { numeric: true })).pop()
 }
 
+/**
+ * TEST ONLY: FLEET_TEST_BREAK_CONTRACT=identity builds an image without its identity step (the
+ * initramfs fleet-identity script), so the e2e tests can prove that boot verification refuses a
+ * Debian image that breaks the guest contract. Never set it for a real build.
+ */
+function testBreakContract(env = process.env): string[] {
+  const v = env.FLEET_TEST_BREAK_CONTRACT
+  if (!v) return []
+  if (v !== 'identity') throw new UserError(`FLEET_TEST_BREAK_CONTRACT "${v}" must be identity (a test-only setting)`)
+  return ['--test-break-contract', 'identity']
+}
+
 /** Builds the raw disk (after checkDebianBuildHost); the caller converts it to qcow2 and stores it. */
 export async function buildDebianRaw(o: DebianBuildOptions): Promise<DebianBuildResult> {
   const facts = ARCH[o.arch]
   const spec = bootstrapSpec(o.arch, o.mirror)
   const seconds: Record<string, number> = {}
 
+  const breakArgs = testBreakContract()
   const boot = await timed(seconds, 'bootstrap', () => ensureBootstrap(o, spec))
 
   const root = join(o.workDir, 'root')
@@ -130,7 +143,7 @@ export async function buildDebianRaw(o: DebianBuildOptions): Promise<DebianBuild
   await timed(seconds, 'customize', () => task(o.log, 'customize: unpacking the bootstrap, adding the guest contract, rebuilding the initramfs', async (t) => {
     await run(['tar'], ['-x', '-f', boot.tarball, '--numeric-owner', '--xattrs', '--xattrs-include=*', '-C', root], { privileged: true })
     await run(['cp'], ['-r', '-T', '--preserve=mode', overlayDir(), root], { privileged: true })
-    await run(['chroot'], [root, '/bin/sh', '/usr/lib/fleet/customize'], { privileged: true, onStderr: lineSplitter(t.output) })
+    await run(['chroot'], [root, '/bin/sh', '/usr/lib/fleet/customize', ...breakArgs], { privileged: true, onStderr: lineSplitter(t.output) })
   }))
 
   const raw = join(o.workDir, 'disk.raw')

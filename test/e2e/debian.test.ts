@@ -2,11 +2,12 @@
 // FLEET_CACHE_DIR across runs), create a VM on user networking with an SSH forward, boot it
 // under TCG and check the guest contract over `fleet ssh`; then rebuild the image, upgrade,
 // and find /home data and identity intact. The first build boots the image in a throwaway
-// domain before promoting it (its self-check line must match); the failure rules of
+// domain before promoting it (its self-check line must match); a build without its identity
+// step (test-only FLEET_TEST_BREAK_CONTRACT) is refused and the channel stays; the failure rules of
 // docs/guest-contract.md are checked where they can be: a bad port line is skipped and
 // reported, and a guest without its /var disk prints FLEET-FATAL and powers off.
 import { execa } from 'execa'
-import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { libvirtMissing } from '../helpers/libvirt-required.js'
@@ -62,6 +63,24 @@ describe.skipIf(libvirtMissing)('Debian base image: build, boot, fleet ssh, upgr
     expect(Object.keys(first.seconds)).toEqual(['bootstrap', 'customize', 'assemble', 'convert', 'verify', 'store', 'total'])
   })
 
+  it('refuses an image built without its identity step (FLEET_TEST_BREAK_CONTRACT=identity): channel and store unchanged, console log kept', async () => {
+    const channels = () => JSON.parse(readFileSync(join(sb.state, 'images', 'channels.json'), 'utf8')) as Record<string, { digest: string }>
+    const storeFiles = () => readdirSync(join(sb.state, 'images')).filter((f) => f.endsWith('.qcow2')).sort()
+    expect(channels().base!.digest).toBe(first.digest)
+    const files = storeFiles()
+    const t0 = performance.now()
+    const r = await fleet({ env: { ...env, FLEET_TEST_BREAK_CONTRACT: 'identity' } }, ['build', '--builder', 'debian', '--verify-timeout', '600'], { timeoutMs: 1_200_000 })
+    console.log(`debian broken-contract build + verification: ${((performance.now() - t0) / 1000).toFixed(1)} s, exit ${r.code}: ${r.stderr.split('\n').filter((l) => l.includes('guest contract')).join(' ')}`)
+    expect(r.code, r.stderr.slice(-3000)).toBe(2)
+    // The image's empty placeholders are all systemd and sshd get: not the throwaway identity.
+    expect(r.stderr).toMatch(/did not prove the guest contract, so channel base was not moved: machine-id is \S+, not the identity's [0-9a-f]{32}/)
+    expect(channels().base!.digest).toBe(first.digest)
+    expect(storeFiles()).toEqual(files)
+    const kept = /console log in (\S+\.log)\./.exec(r.stderr)?.[1]
+    expect(kept && existsSync(kept), r.stderr.slice(-3000)).toBe(true)
+    expect(kept!.startsWith(join(sb.state, 'verify-logs'))).toBe(true)
+    expect(readFileSync(kept!, 'utf8')).toContain('FLEET-SELF-CHECK machine-id=')
+  }, 1_300_000)
 
   it('boots to SSH with no key given (fleet\'s own pair), with its own identity: machine-id, journal on /var, read-only root, firewall up, host key verified', async () => {
     const c = await run(['create-vm', vm, '--network', 'user', '--memory', '1G', '--tcp-ports', '22,8080', '--yes', '--start'])
