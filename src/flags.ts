@@ -13,16 +13,16 @@ export const nameArg = Args.string({ description: 'Machine name (folder in machi
 export const adopt = Flags.boolean({
   description: 'Act on a libvirt domain of this name even if this fleet does not own it (defined by another fleet, an older fleet or another tool); define-vm then writes this fleet\'s id into it',
 })
-/** The image store channel: one flag name in every command; an older name stays accepted as a deprecated alias. */
+/** The image store channel: one flag name in every command; an older name stays accepted, hidden (not in help, no warning: scripts keep working). */
 export const channel = (description: string, alias?: string) =>
-  Flags.string({ description, default: 'base', ...(alias ? { aliases: [alias], deprecateAliases: true } : {}) })
+  Flags.string({ description, default: 'base', ...(alias ? { aliases: [alias] } : {}) })
 
 /** create-vm's setting flags, one per row of machines/fields.ts (help text and default from the row). */
 export function fieldFlags() {
   const defaults = defaultSpec()
   return Object.fromEntries((FIELDS as readonly Field[]).map((f) => {
     const def = f.kind === 'keys' ? '' : formatAnswer(f, defaults[f.key]) || (isMultiple(f) ? '' : 'none')
-    const opts = { description: f.description + (def ? ` (default ${def})` : ''), helpGroup: f.group, ...(f.alias ? { aliases: [f.alias], deprecateAliases: true } : {}) }
+    const opts = { description: f.description + (def ? ` (default ${def})` : ''), helpGroup: f.group, ...(f.alias ? { aliases: [f.alias] } : {}) }
     return [f.flag, isMultiple(f) ? Flags.string({ ...opts, multiple: true }) : Flags.string(opts)]
   })) as Record<string, ReturnType<typeof Flags.string>>
 }

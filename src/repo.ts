@@ -18,6 +18,10 @@ export interface Paths {
   ops: string
   /** 0700 scratch folders, one per running operation (they may hold private host keys). */
   tmp: string
+  /** Scratch folders of boot verifications: qemu must enter them (root:qemu's group, 0710). */
+  verify: string
+  /** Console logs of failed boot verifications, kept for the admin. */
+  verifyLogs: string
 }
 
 /** The nearest ancestor of `start` holding machines/, or undefined. */
@@ -60,6 +64,8 @@ export function statePaths(repo: string, state: string): Paths {
     locks: join(state, 'locks'),
     ops: join(state, 'ops'),
     tmp: join(state, 'tmp'),
+    verify: join(state, 'verify'),
+    verifyLogs: join(state, 'verify-logs'),
   }
 }
 

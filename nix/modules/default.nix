@@ -11,5 +11,6 @@
     ./ssh.nix
     ./firewall.nix
     ./image.nix
+    ./self-check.nix
   ];
 }

@@ -6,6 +6,7 @@ import { ExitCode } from '../errors.js'
 import { dryRun, identity, timeout, virtType } from '../flags.js'
 import { applyFailed, applyFleet, type ApplyResult } from '../services/apply.js'
 import { renderPlan } from '../render-plan.js'
+import { HEALTH_USAGE, parseHealth } from '../services/health.js'
 
 export default class Apply extends BaseCommand<typeof Apply> {
   static override summary = 'Make the VMs match machines/ and the channels: create, (re)define, upgrade; destroy orphans after asking'
@@ -14,7 +15,7 @@ command — create-vm, define-vm, upgrade, destroy-vm — with its lock, intent 
 checked again under its lock. Missing VMs are created (not started, unless --start). A redefine libvirt can
 apply live (fleet's metadata, lifecycle actions) restarts nothing; one that needs a restart restarts a
 running VM gracefully (ACPI, --timeout, --force), or with --no-restart leaves it for its next restart.
-Upgrades run as \`fleet upgrade\` of those VMs. Orphans (this fleet's domains or disks with no machines/
+Upgrades run as \`fleet upgrade\` of those VMs (waves, health check and rollback points as its flags say). Orphans (this fleet's domains or disks with no machines/
 folder) are destroyed only when confirmed (--yes, or asked at a terminal; otherwise nothing is changed);
 their /var disk is always kept. Foreign domains are reported and never touched.
 Each VM's outcome is listed; the exit status is 3 when any VM failed.`
@@ -27,6 +28,10 @@ Each VM's outcome is listed; the exit status is 3 when any VM failed.`
     start: Flags.boolean({ description: 'Start the VMs apply creates' }),
     force: Flags.boolean({ description: 'Power off VMs that do not shut down within --timeout (restart, upgrade, orphan)' }),
     timeout,
+    'max-unavailable': Flags.integer({ description: 'Upgrades: at most this many running VMs down at once (as fleet upgrade)', default: 1, min: 1 }),
+    health: Flags.string({ description: `Upgrades: what a restarted VM must pass before the next wave: ${HEALTH_USAGE}`, default: 'agent' }),
+    'health-timeout': Flags.integer({ description: 'Upgrades: seconds a restarted VM has to pass its health check', default: 300, min: 1 }),
+    keep: Flags.integer({ description: 'Upgrades: rollback points each upgraded VM keeps', default: 2, min: 1 }),
     'virt-type': virtType,
     identity,
     'dry-run': dryRun,
@@ -43,6 +48,7 @@ Each VM's outcome is listed; the exit status is 3 when any VM failed.`
         return confirm({ message: `Destroy ${orphans.map((o) => o.name).join(', ')} (domain and boot overlay; /var disks are kept)?`, default: false })
       },
       restart: !f['no-restart'], start: f.start, timeoutS: f.timeout, force: f.force,
+      rolling: { maxUnavailable: f['max-unavailable'], health: parseHealth(f.health), healthTimeoutS: f['health-timeout'], keep: f.keep },
     })
     if (!this.jsonEnabled()) {
       if (r.dryRun) for (const l of renderPlan(r.plan)) this.log(l)

@@ -5,6 +5,7 @@ import { ExitCode } from '../errors.js'
 import { dryRun, identity, timeout, virtType } from '../flags.js'
 import { HEALTH_USAGE, parseHealth } from '../services/health.js'
 import { upgrade, upgradeFailed, type UpgradeResult } from '../services/upgrade.js'
+import { interrupted, SIGNAL_EXIT } from '../util/interrupt.js'
 
 export default class Upgrade extends BaseCommand<typeof Upgrade> {
   static override summary = "Move VMs to their channel's current base image and resync identity; /var is kept"
@@ -60,6 +61,10 @@ last, without being started.`
       this.progress(`${failed.length} of ${r.vms.length} VM(s) failed, rolled back or not started: ${failed.map((v) => `${v.name} (${v.outcome})`).join(', ')}`)
       process.exitCode = ExitCode.tool
     }
+    // Ctrl-C / SIGTERM stopped a step (each VM it hit is back where it was, or finished): the
+    // report above still holds, and the status is the signal's, as for every other command.
+    const sig = interrupted()
+    if (sig) process.exitCode = SIGNAL_EXIT[sig] ?? 130
     return r
   }
 }

@@ -1,12 +1,16 @@
 // Scratch folders for one operation: <state>/tmp/<id>/, mode 0700 (they hold copies of private
 // host keys and whole build trees), each with <id>.lock held by its owner while it lives.
 // A folder whose lock is free belongs to a process that is gone: any fleet command removes it.
+// Boot verifications keep theirs in <state>/verify/ instead, where qemu may enter (0710, qemu's
+// group); removing a stale one first removes the throwaway domain that booted from it.
 import { existsSync } from 'node:fs'
 import { chmod, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { run } from '../adapters/exec.js'
 import type { Paths } from '../repo.js'
+import { makeVmDir } from '../services/permissions.js'
 import { acquire, tryAcquire } from '../util/lock.js'
+import { removeVerifyDomain } from './verify-domain.js'
 
 export interface Scratch {
   dir: string
@@ -20,12 +24,21 @@ async function removeTree(dir: string, privileged: boolean): Promise<void> {
   else await rm(dir, { recursive: true, force: true })
 }
 
-export async function makeScratch(paths: Paths, kind: string, opts: { privileged?: boolean } = {}): Promise<Scratch> {
+/**
+ * A scratch folder <state>/tmp/<kind>-XXXXXX (0700). `qemu`: <state>/verify/<kind>-XXXXXX instead,
+ * which qemu's user may enter (root:qemu's group 0710, like vms/NAME), for a throwaway domain's disks.
+ */
+export async function makeScratch(paths: Paths, kind: string, opts: { privileged?: boolean; qemu?: boolean } = {}): Promise<Scratch> {
   await mkdir(paths.state, { recursive: true }) // default mode: qemu must pass through it
-  await mkdir(paths.tmp, { recursive: true, mode: 0o700 })
-  await chmod(paths.tmp, 0o700)
-  const dir = await mkdtemp(join(paths.tmp, `${kind}-`)) // mkdtemp makes it 0700
+  const parent = opts.qemu ? paths.verify : paths.tmp
+  if (opts.qemu) await makeVmDir(parent)
+  else {
+    await mkdir(parent, { recursive: true, mode: 0o700 })
+    await chmod(parent, 0o700)
+  }
+  const dir = await mkdtemp(join(parent, `${kind}-`)) // mkdtemp makes it 0700
   const lock = await acquire(`${dir}.lock`, `scratch folder ${dir}`, { waitMs: 0 })
+  if (opts.qemu) await makeVmDir(dir)
   let removed = false
   return {
     dir,
@@ -41,24 +54,35 @@ export async function makeScratch(paths: Paths, kind: string, opts: { privileged
 
 /** Removes scratch folders left by processes that are gone; returns what it removed. */
 export async function sweepScratch(paths: Paths): Promise<string[]> {
-  if (!existsSync(paths.tmp)) return []
+  return [...await sweepIn(paths, paths.tmp), ...await sweepIn(paths, paths.verify)]
+}
+
+async function sweepIn(paths: Paths, parent: string): Promise<string[]> {
+  if (!existsSync(parent)) return []
   const removed: string[] = []
-  const entries = await readdir(paths.tmp)
+  const entries = await readdir(parent)
   for (const f of entries) {
     if (f.endsWith('.lock')) {
       // A lock whose folder is gone (killed between the two removals).
       if (entries.includes(f.slice(0, -5))) continue
-      const lock = await tryAcquire(join(paths.tmp, f))
+      const lock = await tryAcquire(join(parent, f))
       if (lock) {
-        await rm(join(paths.tmp, f), { force: true })
+        await rm(join(parent, f), { force: true })
         await lock.release()
       }
       continue
     }
-    const dir = join(paths.tmp, f)
+    const dir = join(parent, f)
     const lock = await tryAcquire(`${dir}.lock`)
     if (!lock) continue // its owner is running
     try {
+      // A killed verification's domain still runs from this folder: gone before its disks.
+      if (parent === paths.verify) {
+        // libvirt unreachable: the folder stays (its disks may be in use) for a later command.
+        const domain = await removeVerifyDomain(paths, dir).catch(() => null)
+        if (domain === null) continue
+        if (domain) removed.push(`throwaway domain ${domain}`)
+      }
       await removeTree(dir, true)
       await rm(`${dir}.lock`, { force: true })
       removed.push(`scratch folder ${basename(dir)}`)

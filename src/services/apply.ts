@@ -11,7 +11,7 @@ import type { FleetContext } from './context.js'
 import { createVm, type CreateBatch } from './create-vm.js'
 import { defineVm, destroyVm, redefineVm } from './lifecycle.js'
 import { planFleet, type PlanAction, type PlanEntry, type PlanResult } from './plan.js'
-import { upgrade, upgradeFailed } from './upgrade.js'
+import { upgrade, upgradeFailed, type UpgradeOptions } from './upgrade.js'
 
 export type ApplyOutcome = 'created' | 'defined' | 'redefined' | 'upgraded' | 'destroyed' | 'unchanged' | 'skipped' | 'failed' | 'would apply'
 
@@ -40,6 +40,8 @@ export interface ApplyOptions {
   start: boolean
   timeoutS: number
   force: boolean
+  /** Passed to the upgrade: waves, health check, rollback points (upgrade's defaults otherwise). */
+  rolling?: Pick<UpgradeOptions, 'maxUnavailable' | 'health' | 'healthTimeoutS' | 'keep'>
 }
 
 export async function applyFleet(ctx: FleetContext, names: readonly string[], opts: ApplyOptions): Promise<ApplyResult> {
@@ -95,7 +97,7 @@ export async function applyFleet(ctx: FleetContext, names: readonly string[], op
   const upgrades = of('upgrade')
   if (upgrades.length) {
     try {
-      const r = await upgrade(ctx, upgrades.map((v) => v.name), { all: false, timeoutS: opts.timeoutS, force: opts.force })
+      const r = await upgrade(ctx, upgrades.map((v) => v.name), { all: false, timeoutS: opts.timeoutS, force: opts.force, ...opts.rolling })
       for (const u of r.vms) {
         const v = upgrades.find((x) => x.name === u.name)
         if (!v) continue

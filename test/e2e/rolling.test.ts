@@ -101,7 +101,7 @@ describe.skipIf(libvirtMissing)('rolling upgrade with health checks', () => {
     // The rolled-back VM runs v1 again (and said so on its console after the bad boot).
     expect((await virsh(['domstate', first!])).stdout.trim()).toBe('running')
     expect(markers(first!).at(-1)).toBe('v1')
-    expect(consoleLog(sb, first!)).toMatch(/FLEET-TEST-ERROR no filesystem labelled nosuch/)
+    expect(consoleLog(sb, first!)).toMatch(/FLEET-FATAL no filesystem labelled nosuch/)
     const list = await fleetJson<{ vms: { name: string; state: string; baseDigest: string }[] }>(sb, ['list'])
     for (const n of all) expect(list.vms.find((v) => v.name === n)?.baseDigest, n).toBe(digest.v1)
     // Never touched: same qemu process (domain id), same boot overlay file, one boot only.

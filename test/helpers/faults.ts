@@ -58,6 +58,8 @@ export async function orphans(sb: Sandbox): Promise<string[]> {
   if (existsSync(ops)) bad.push(...readdirSync(ops).map((f) => `intent ${f}`))
   const tmp = join(sb.state, 'tmp')
   if (existsSync(tmp)) bad.push(...readdirSync(tmp).map((f) => `scratch ${f}`))
+  const verify = join(sb.state, 'verify')
+  if (existsSync(verify)) bad.push(...readdirSync(verify).map((f) => `verification scratch ${f}`))
   for (const p of [...walk(sb.state), ...walk(sb.repo)]) {
     const b = p.split('/').pop()!
     if (/\.tmp-\d+$/.test(b) || b.startsWith('.import-') || /^\..*\.new-/.test(b) || b.startsWith('.var.qcow2.staging-') || b.endsWith('.swap') || b.endsWith('.next')) bad.push(`leftover ${p}`)

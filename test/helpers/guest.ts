@@ -36,7 +36,7 @@ export async function waitForMarker(sb: Sandbox, name: string, count: number, ti
     const log = consoleLog(sb, name)
     const found = markers(log)
     if (found.length >= count) return found[count - 1]!
-    const err = /^FLEET-TEST-ERROR .*$/m.exec(log.split('FLEET-TEST-MARKER').slice(count - 1).join(''))
+    const err = /^FLEET-FATAL .*$/m.exec(log.split('FLEET-TEST-MARKER').slice(count - 1).join(''))
     if (err || Date.now() > deadline) {
       throw new Error(`${name}: no boot marker #${count} ${err ? `(guest said: ${err[0]})` : `within ${timeoutMs / 1000}s`}\n--- tail of ${name} console.log ---\n${tail(log)}\n---`)
     }
@@ -45,9 +45,9 @@ export async function waitForMarker(sb: Sandbox, name: string, count: number, ti
 }
 
 /** Builds the tiny UEFI test image (test/image) with a version string. */
-export async function buildTestImage(out: string, opts: { version: string; varLabel?: string; stayUp?: boolean }): Promise<number> {
+export async function buildTestImage(out: string, opts: { version: string; varLabel?: string; stayUp?: boolean; breakContract?: 'identity' }): Promise<number> {
   const t0 = performance.now()
-  await execa(join(ROOT, 'test', 'image', 'build-test-image.sh'), [out, '--version', opts.version, ...(opts.varLabel ? ['--var-label', opts.varLabel] : []), ...(opts.stayUp ? ['--stay-up'] : [])])
+  await execa(join(ROOT, 'test', 'image', 'build-test-image.sh'), [out, '--version', opts.version, ...(opts.varLabel ? ['--var-label', opts.varLabel] : []), ...(opts.stayUp ? ['--stay-up'] : []), ...(opts.breakContract ? ['--break-contract', opts.breakContract] : [])])
   return Math.round(performance.now() - t0)
 }
 

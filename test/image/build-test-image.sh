@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # build-test-image.sh — build a tiny bootable UEFI test base image for fleet's tests.
 #
-# Usage: build-test-image.sh OUT.qcow2 [--version STR] [--var-label LABEL] [--stay-up]
+# Usage: build-test-image.sh OUT.qcow2 [--version STR] [--var-label LABEL] [--stay-up] [--break-contract identity]
 #
 #   --version STR      version string printed in the marker line (default: v1)
 #   --var-label LABEL  filesystem label the guest looks for as its /var disk
 #                      (default: var; pass e.g. "nosuch" to build an image that
-#                      never finds its /var disk and prints FLEET-TEST-ERROR)
+#                      never finds its /var disk and prints FLEET-FATAL)
 #   --stay-up          after the marker keep running: answer the QEMU guest agent's
 #                      guest-sync/guest-ping and power off on the ACPI power button
 #                      (a guest a health check can watch; see README.md)
+#   --break-contract identity
+#                      TEST ONLY: build an image that breaks the guest contract on
+#                      purpose: it skips its identity step and reports a machine-id
+#                      baked into the image, so `fleet build`/`image import --verify`
+#                      must refuse to promote it
 #
 # Environment overrides: FLEET_TEST_KERNEL (a vmlinuz; default: newest
 # /boot/vmlinuz-*), FLEET_TEST_BUSYBOX (a static busybox; default /bin/busybox),
@@ -31,13 +36,14 @@ set -euo pipefail
 die() { echo "build-test-image: $*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- arguments
-OUT="" VERSION="v1" VAR_LABEL="var" STAY_UP=0
+OUT="" VERSION="v1" VAR_LABEL="var" STAY_UP=0 BREAK=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --version)   [ $# -ge 2 ] || die "--version needs a value"; VERSION="$2"; shift 2 ;;
     --var-label) [ $# -ge 2 ] || die "--var-label needs a value"; VAR_LABEL="$2"; shift 2 ;;
     --stay-up)   STAY_UP=1; shift ;;
-    -h|--help)   sed -n '2,13p' "$0"; exit 0 ;;
+    --break-contract) [ "${2:-}" = identity ] || die "--break-contract takes: identity"; BREAK="$2"; shift 2 ;;
+    -h|--help)   sed -n '2,18p' "$0"; exit 0 ;;
     -*)          die "unknown option: $1" ;;
     *)           [ -z "$OUT" ] || die "only one output file allowed"; OUT="$1"; shift ;;
   esac
@@ -126,7 +132,7 @@ for item in "${ORDER[@]}"; do
 done
 
 # Build-time settings, sourced by /init (values were validated above).
-printf 'VERSION=%s\nVAR_LABEL=%s\nSTAY_UP=%s\n' "$VERSION" "$VAR_LABEL" "$STAY_UP" > "$ROOT/etc/fleet-test.conf"
+printf 'VERSION=%s\nVAR_LABEL=%s\nSTAY_UP=%s\nBREAK=%s\n' "$VERSION" "$VAR_LABEL" "$STAY_UP" "$BREAK" > "$ROOT/etc/fleet-test.conf"
 
 # /init: the whole "operating system". Quoted heredoc: nothing expands here.
 cat > "$ROOT/init" <<'INIT'
@@ -143,6 +149,8 @@ exec </dev/console >/dev/console 2>&1
 . /etc/fleet-test.conf
 
 finish() { sync; umount /var 2>/dev/null || mount -o remount,ro /var 2>/dev/null; sync; poweroff -f; }
+# The contract's failure rule: one FLEET-FATAL line on the console, then power off.
+fatal() { echo "FLEET-FATAL $*"; finish; }
 sha() { if [ -f "$1" ]; then sha256sum "$1" | cut -d' ' -f1; else echo none; fi; }
 # First line of a file without whitespace (values go into a space-separated line).
 val() { if [ -f "$1" ]; then head -n 1 "$1" | tr -d ' \t\r\n'; else echo none; fi; }
@@ -160,13 +168,24 @@ while :; do
   [ "$(cut -d. -f1 /proc/uptime)" -lt "$deadline" ] || break
   sleep 0.2
 done
-if [ -z "$dev" ]; then
-  echo "FLEET-TEST-ERROR no filesystem labelled $VAR_LABEL"
-  finish
-fi
-if ! mount -t ext4 -o rw "$dev" /var; then
-  echo "FLEET-TEST-ERROR cannot mount $dev (LABEL=$VAR_LABEL) on /var"
-  finish
+[ -n "$dev" ] || fatal "no filesystem labelled $VAR_LABEL after 20 s (the /var disk, vdb)"
+mount -t ext4 -o rw "$dev" /var || fatal "cannot mount $dev (LABEL=$VAR_LABEL) on /var"
+
+# The core identity must be there (docs/guest-contract.md, failure rules) before anything
+# runs as this machine. --break-contract identity skips this step and uses a baked id.
+ID=/var/identity
+if [ "$BREAK" = identity ]; then
+  machine_id=0123456789abcdef0123456789abcdef
+else
+  machine_id="$(val $ID/machine-id)"
+  case "$machine_id" in
+    *[!0-9a-f]*|'') fatal "$ID/machine-id missing or not 32 lowercase hex digits" ;;
+  esac
+  [ "${#machine_id}" -eq 32 ] || fatal "$ID/machine-id missing or not 32 lowercase hex digits"
+  [ -s $ID/hostname ] || fatal "$ID/hostname missing or empty"
+  for f in ssh_host_ed25519_key ssh_host_ed25519_key.pub; do
+    [ -s "$ID/$f" ] || fatal "$ID/$f missing or empty"
+  done
 fi
 
 mkdir -p /var/fleet-test
@@ -180,14 +199,25 @@ fi
 echo "version=$VERSION boot=$n date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" > /var/fleet-test/last-boot
 sync
 
-machine_id="$(val /var/identity/machine-id)"
 host="$(val /var/identity/hostname)"
 [ "$host" = none ] || hostname "$host"
-ports=none
+# Port lines: blanks and comments (# to the end of the line) skipped; any other line that is not 1-65535 is
+# skipped and reported (the contract's rule), the rest "opened".
+ports=""
 if [ -f /var/identity/tcp_ports ]; then
-  ports="$(grep -v '^[[:space:]]*#' /var/identity/tcp_ports | tr -d ' \t\r' | grep -v '^$' | paste -s -d, -)"
-  [ -n "$ports" ] || ports=none
+  while IFS= read -r raw || [ -n "$raw" ]; do
+    line="$(echo "${raw%%#*}" | tr -d ' \t\r')"
+    [ -n "$line" ] || continue
+    pn="$(echo "$line" | sed 's/^0*//')"   # decimal: leading zeros would read as octal
+    case "$line" in
+      *[!0-9]*) ok=0 ;;
+      *) if [ -n "$pn" ] && [ "${#pn}" -le 5 ] && [ "$pn" -le 65535 ]; then ok=1; else ok=0; fi ;;
+    esac
+    if [ "$ok" = 1 ]; then ports="${ports:+$ports,}$pn"
+    else echo "fleet-firewall: ignoring '$raw' in /var/identity/tcp_ports (not a port 1-65535)"; fi
+  done < /var/identity/tcp_ports
 fi
+[ -n "$ports" ] || ports=none
 root=unknown
 case "$(cat /sys/block/vda/ro 2>/dev/null)" in 1) root=ro ;; 0) root=rw ;; esac
 
@@ -195,6 +225,12 @@ for f in /var/identity/* /var/identity/.[!.]*; do
   [ -f "$f" ] || continue
   echo "FLEET-TEST-IDENTITY ${f#/var/identity/} mode=$(stat -c %a "$f") sha256=$(sha "$f")"
 done
+# The self-check line (docs/guest-contract.md): facts only, the host compares them.
+# The label of what is mounted on /var, read from its ext4 superblock (s_volume_name at 1144).
+vardev="$(awk '$2 == "/var" { print $1 }' /proc/mounts)"
+label="$([ -n "$vardev" ] && dd if="$vardev" bs=1 skip=1144 count=16 2>/dev/null | tr -d '\000')"
+hostkey="$(cut -d' ' -f2 /var/identity/ssh_host_ed25519_key.pub 2>/dev/null)"
+echo "FLEET-SELF-CHECK machine-id=${machine_id:-none} root=$root var=${label:-none} hostkey=${hostkey:-none}"
 echo "FLEET-TEST-MARKER version=$VERSION machine-id=$machine_id hostname=$host boot=$n data-sha256=$(sha /var/fleet-test/data) hosts-sha256=$(sha /var/identity/hosts) tcp_ports=$ports root=$root"
 [ "$STAY_UP" = 1 ] || finish
 
@@ -291,4 +327,4 @@ dd if="$ESP" of="$RAW" bs=512 seek="$ESP_START" conv=notrunc,sparse status=none
 mkdir -p "$(dirname "$OUT")"
 "$QEMU_IMG" convert -f raw -O qcow2 "$RAW" "$OUT.tmp.$$"
 mv -f "$OUT.tmp.$$" "$OUT"
-echo "built $OUT (version=$VERSION var-label=$VAR_LABEL kernel=$KVER modules: $(tr '\n' ' ' < "$ROOT/lib/modules/load-order"))"
+echo "built $OUT (version=$VERSION var-label=$VAR_LABEL${BREAK:+ BROKEN CONTRACT: $BREAK} kernel=$KVER modules: $(tr '\n' ' ' < "$ROOT/lib/modules/load-order"))"

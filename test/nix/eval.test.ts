@@ -18,7 +18,9 @@ import { initRepo } from '../../src/services/init.js'
 const REPO = fileURLToPath(new URL('../..', import.meta.url))
 const NIX_DIR = join(REPO, 'nix')
 const ROLES = join(REPO, 'test', 'nix', 'fixtures', 'roles')
-const TARBALL = process.env.FLEET_NIXPKGS_TARBALL || resolve(REPO, '..', 'shared', 'nix', 'nixpkgs-24.05.tar.xz')
+// Next to the repository first; the team's machines also keep it at /work/shared.
+const TARBALL_CANDIDATES = [resolve(REPO, '..', 'shared', 'nix', 'nixpkgs-24.05.tar.xz'), '/work/shared/nix/nixpkgs-24.05.tar.xz']
+const TARBALL = process.env.FLEET_NIXPKGS_TARBALL || TARBALL_CANDIDATES.find((f) => existsSync(f)) || TARBALL_CANDIDATES[0]!
 const CACHE = process.env.FLEET_CACHE_DIR || '/var/tmp/fleet-test-cache'
 const TREE = join(CACHE, 'nixpkgs-24.05')
 // Reused between runs: the nixpkgs tree is copied into it once.
@@ -87,7 +89,7 @@ async function ensureTree(): Promise<void> {
 /** Why this test cannot run here, or undefined. Under CI a reason is a failure, not a skip. */
 async function missing(): Promise<string | undefined> {
   if (!(await run('nix', ['--version'])).ok) return 'nix is not installed (scripts/setup-host.sh installs nix-bin)'
-  if (!existsSync(TARBALL)) return `no nixpkgs tarball at ${TARBALL} (set FLEET_NIXPKGS_TARBALL)`
+  if (!existsSync(TARBALL)) return `no nixpkgs tarball at ${process.env.FLEET_NIXPKGS_TARBALL || TARBALL_CANDIDATES.join(' or ')} (set FLEET_NIXPKGS_TARBALL)`
   return undefined
 }
 
