@@ -82,7 +82,8 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
   await checkNothingThere(name, files) // early, before any question; again under the lock
   const spec = isNew ? await resolveNewMachineSpec(paths, name, req, host) : undefined
   // No admin key chosen (none given, none picked at the prompt): log in with yours, or fleet's pair.
-  const login = spec && req.given.adminKeys === undefined && !spec.adminKeys.length ? await defaultAdminLogin(paths, ctx.dryRun) : undefined
+  // Only looked up here: a fleet pair that has to be made is made after the last check below.
+  let login = spec && req.given.adminKeys === undefined && !spec.adminKeys.length ? await defaultAdminLogin(paths, true) : undefined
   if (spec && login?.key) spec.adminKeys = [login.key]
   // The flags were checked above; now what the prompts and defaults added.
   if (spec) await validateFields(name, notGiven(spec, req.given), host)
@@ -95,6 +96,10 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
   findFirmware(arch) // fail before touching anything if there is no firmware
   // qemu's user must reach the disks, or the VM would only fail at start with "Permission denied".
   if (!ctx.dryRun) await (batch.reach ??= checkQemuCanReach([paths.images, paths.vms]))
+  if (spec && login?.created && !ctx.dryRun) {
+    login = await defaultAdminLogin(paths, false)
+    spec.adminKeys = [login.key]
+  }
   if (existing) {
     checkMachineOnHost(existing, host)
     // What this run adds to an existing definition is removed again if the definition is then refused.
