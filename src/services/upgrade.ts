@@ -10,7 +10,6 @@
 // overlay, restarted and checked again, and the rollout stops there. Stopped VMs go last, in
 // one batch, without being started (only after every running VM came back healthy).
 import { task } from '../util/progress.js'
-import { structuredPatch } from 'diff'
 import { existsSync } from 'node:fs'
 import { chmod, readFile, rm } from 'node:fs/promises'
 import * as libvirt from '../adapters/libvirt.js'
@@ -38,69 +37,10 @@ import { consoleMark, describeHealth, waitHealthy, type HealthCheck } from './he
 import { rollbackLocked } from './rollback.js'
 import { DEFAULT_KEEP, finishSwitch } from './upgrade-switch.js'
 import { resyncIdentity } from './var-disk.js'
+import { upgradeFailed, waves, type UpgradeOptions, type UpgradePlan, type UpgradeResult, type UpgradeVmResult } from './upgrade-plan.js'
+import { unifiedDiff } from '../util/unified-diff.js'
 
-export interface UpgradePlan {
-  name: VmName
-  baseFrom: string
-  baseTo: string
-  identity: IdentityDiff
-  xmlChanged: boolean
-  xmlDiff: string[]
-  wasRunning: boolean
-}
-
-/** `rolled back`: upgraded, failed its health check, back on its old image. `not started`: the rollout stopped first. */
-export type UpgradeOutcome = 'upgraded' | 'unchanged' | 'failed' | 'rolled back' | 'not started' | 'would upgrade'
-
-export interface UpgradeVmResult extends UpgradePlan {
-  outcome: UpgradeOutcome
-  restarted: boolean
-  /** Why it failed, and the state it was left in. */
-  error?: string
-  state?: string
-  /** The image (digest) it boots from at the end. */
-  image: string
-  /** 1, 2…: running VMs in waves; stopped VMs in the last one. Absent when there was nothing to do. */
-  wave?: number
-  /** Its health check after its restart (absent: not restarted, so not checked). */
-  healthy?: boolean
-  health?: string
-}
-
-export interface UpgradeResult {
-  dryRun: boolean
-  vms: UpgradeVmResult[]
-  timings: Record<string, number>
-  health: string
-  maxUnavailable: number
-  /** Why the rollout stopped before the end (absent: it ran to the end). */
-  stopped?: string
-}
-
-export interface UpgradeOptions {
-  all: boolean
-  /** Seconds to wait for an ACPI shutdown; then --force powers off, else that VM fails. */
-  timeoutS: number
-  force: boolean
-  /** At most this many running VMs down at once (default 1). */
-  maxUnavailable?: number
-  /** Checked on every VM the upgrade restarts (default: the guest agent). */
-  health?: HealthCheck
-  /** Seconds a restarted VM has to pass its check (default 300). */
-  healthTimeoutS?: number
-  /** Rollback points each upgraded VM keeps, .previous included (default 2). */
-  keep?: number
-}
-
-/** A result is bad when it did not end upgraded or unchanged, or came back unhealthy: exit 3. */
-export const upgradeFailed = (v: UpgradeVmResult): boolean => (v.outcome !== 'upgraded' && v.outcome !== 'unchanged' && v.outcome !== 'would upgrade') || v.healthy === false
-
-/** A unified diff (the `diff` library: Myers, 3 lines of context, @@ hunks as GNU diff numbers them); empty for equal text. */
-export function unifiedDiff(a: string, b: string, from = 'a', to = 'b'): string[] {
-  if (a === b) return []
-  const patch = structuredPatch(from, to, a ? a.replace(/\n?$/, '\n') : '', b.replace(/\n?$/, '\n'), undefined, undefined, { context: 3 })
-  return [`--- ${from}`, `+++ ${to}`, ...patch.hunks.flatMap((h) => [`@@ -${h.oldLines ? h.oldStart : h.oldStart - 1},${h.oldLines} +${h.newLines ? h.newStart : h.newStart - 1},${h.newLines} @@`, ...h.lines])]
-}
+export { upgradeFailed, type UpgradeOptions, type UpgradeResult, type UpgradeVmResult } from './upgrade-plan.js'
 
 interface Planned {
   plan: UpgradePlan
@@ -144,16 +84,6 @@ async function planVm(ctx: FleetContext, m: Machine): Promise<Planned> {
 
 const identityChanged = (d: IdentityDiff) => d.added.length + d.changed.length + d.removed.length > 0
 const needsWork = (p: UpgradePlan) => p.baseFrom !== p.baseTo || identityChanged(p.identity) || p.xmlChanged
-
-/** Running VMs needing work in waves of `n` (by name), then the stopped ones in one last wave. */
-export function waves<T extends { plan: UpgradePlan }>(todo: T[], n: number): T[][] {
-  const running = todo.filter((p) => p.plan.wasRunning).sort((a, b) => (a.plan.name < b.plan.name ? -1 : 1))
-  const out: T[][] = []
-  for (let i = 0; i < running.length; i += n) out.push(running.slice(i, i + n))
-  const stopped = todo.filter((p) => !p.plan.wasRunning)
-  if (stopped.length) out.push(stopped)
-  return out
-}
 
 export async function upgrade(ctx: FleetContext, names: string[], opts: UpgradeOptions): Promise<UpgradeResult> {
   const maxUnavailable = opts.maxUnavailable ?? 1

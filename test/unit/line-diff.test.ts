@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { unifiedDiff } from '../../src/services/upgrade.js'
+import { unifiedDiff } from '../../src/util/unified-diff.js'
 
 const disks = (a: string, b: string) => `<domain>\n  <disk>\n    <driver type="qcow2"/>\n    <source file="${a}"/>\n  </disk>\n  <disk>\n    <driver type="qcow2"/>\n    <source file="${b}"/>\n  </disk>\n</domain>\n`
 

@@ -1,6 +1,6 @@
 // The order of a rolling upgrade: running VMs in waves of N by name, stopped ones last, together.
 import { describe, expect, it } from 'vitest'
-import { waves, type UpgradePlan } from '../../src/services/upgrade.js'
+import { waves, type UpgradePlan } from '../../src/services/upgrade-plan.js'
 
 const vm = (name: string, wasRunning: boolean) => ({ plan: { name, wasRunning } as UpgradePlan })
 const names = (w: { plan: UpgradePlan }[][]) => w.map((x) => x.map((p) => p.plan.name))
