@@ -13,3 +13,12 @@ export async function chownRoot(raw: string, paths: string[]): Promise<void> {
   const script = paths.flatMap((p) => [`set_inode_field ${p} uid 0`, `set_inode_field ${p} gid 0`]).join('\n') + '\n'
   await run(['debugfs'], ['-w', '-f', '-', raw], { input: script })
 }
+
+/**
+ * Like mkfsExt4FromDir, but the same inputs give the same bytes: a fixed filesystem UUID and
+ * directory hash seed, and every timestamp mke2fs takes from the clock at 0 (E2FSPROGS_FAKE_TIME).
+ */
+export async function mkfsExt4Reproducible(raw: string, sizeBytes: number, label: string, dir: string, uuid: string): Promise<void> {
+  await run(['mkfs.ext4'], ['-q', '-F', '-L', label, '-U', uuid, '-E', `root_owner=0:0,hash_seed=${uuid}`, '-d', dir, raw, `${Math.floor(sizeBytes / 1024)}k`],
+    { env: { E2FSPROGS_FAKE_TIME: '0' } })
+}

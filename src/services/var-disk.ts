@@ -19,8 +19,8 @@ export function varDiskMethod(env = process.env): VarDiskMethod {
   return env.FLEET_VAR_METHOD === 'guestfish' ? 'guestfish' : 'mkfs'
 }
 
-/** Folders every /var disk has besides identity/. */
-const SKELETON = ['home', 'log', 'log/journal']
+/** The folders every /var disk starts with (docs/guest-contract.md). */
+export const SKELETON = ['home', 'log', 'log/journal']
 
 /** A 0700 folder inside the caller's `tmpDir` for staged copies (they include the SSH host private key), removed on every path. */
 async function withStaging<T>(tmpDir: string, fn: (dir: string) => Promise<T>): Promise<T> {
