@@ -82,7 +82,8 @@ trap 'rm -rf "$WORK" "$OUT.tmp.$$"' EXIT
 # for metadata_csum, the mkfs.ext4 default) so modules.dep does not list it.
 # We take the generic implementation: crc32c-intel needs SSE4.2, which TCG's
 # default CPU model lacks.
-WANTED=(virtio_pci virtio_blk crc32c_generic ext4)
+# isofs: the identity disk (KubeVirt's Secret volume, an ISO9660 image; docs/guest-contract.md).
+WANTED=(virtio_pci virtio_blk crc32c_generic ext4 isofs)
 # --stay-up also needs the power button (button + evdev) and virtio-serial for the agent.
 [ "$STAY_UP" = 0 ] || WANTED+=(button evdev virtio_console)
 declare -A DEPS=() SEEN=()
@@ -171,21 +172,66 @@ done
 [ -n "$dev" ] || fatal "no filesystem labelled $VAR_LABEL after 20 s (the /var disk, vdb)"
 mount -t ext4 -o rw "$dev" /var || fatal "cannot mount $dev (LABEL=$VAR_LABEL) on /var"
 
+ID=/var/identity
+ID_FILES="machine-id hostname ssh_host_ed25519_key ssh_host_ed25519_key.pub resolv.conf hosts tcp_ports udp_ports admin_authorized_keys user_authorized_keys"
+# The core identity files of folder $1 are there and well-formed, else fatal ($2 prefixes the file names).
+check_core() {
+  mid="$(val "$1/machine-id")"
+  case "$mid" in *[!0-9a-f]*|'') fatal "${2}machine-id missing or not 32 lowercase hex digits" ;; esac
+  [ "${#mid}" -eq 32 ] || fatal "${2}machine-id missing or not 32 lowercase hex digits"
+  [ -s "$1/hostname" ] || fatal "${2}hostname missing or empty"
+  for f in ssh_host_ed25519_key ssh_host_ed25519_key.pub; do
+    [ -s "$1/$f" ] || fatal "${2}$f missing or empty"
+  done
+}
+
+# The identity disk (docs/guest-contract.md, "Identity from a disk"): the virtio disk with serial
+# fleet-identity, an ISO9660 image of the identity files (KubeVirt's Secret volume). Waits up to
+# 5 s for every virtio disk to come up, so an identity disk still probing is not taken for none.
+iddisk=""
+i=0
+while :; do
+  pending=0
+  for v in /sys/bus/virtio/devices/*; do
+    [ "$(cat "$v/device" 2>/dev/null)" = 0x0002 ] || continue
+    b="$(ls "$v/block" 2>/dev/null | head -n 1)"
+    if [ -z "$b" ]; then pending=1; continue; fi
+    [ "$(cat "/sys/block/$b/serial" 2>/dev/null)" = fleet-identity ] && iddisk="/dev/$b"
+  done
+  { [ "$pending" = 0 ] || [ "$i" -ge 50 ]; } && break
+  i=$((i + 1))
+  sleep 0.1
+done
+if [ -n "$iddisk" ] && [ "$BREAK" != identity ]; then
+  # Checked before /var is touched: a malformed source is fatal and /var/identity stays as it was.
+  mkdir -p /run/iddisk
+  mount -t iso9660 -o ro "$iddisk" /run/iddisk || fatal "cannot mount the identity disk $iddisk (serial fleet-identity)"
+  check_core /run/iddisk "identity disk $iddisk: "
+  rm -rf "$ID.new"
+  mkdir -m 0755 "$ID.new" || fatal "cannot create $ID.new"
+  for f in $ID_FILES; do
+    [ -f "/run/iddisk/$f" ] && [ ! -L "/run/iddisk/$f" ] || continue
+    cp "/run/iddisk/$f" "$ID.new/$f" || fatal "cannot copy $f from the identity disk"
+    if [ "$f" = ssh_host_ed25519_key ]; then chmod 0600 "$ID.new/$f"; else chmod 0644 "$ID.new/$f"; fi
+  done
+  sync
+  # Swapped in by renames: a crash leaves $ID or $ID.old, and the next boot copies again.
+  rm -rf "$ID.old"
+  [ ! -e "$ID" ] || mv "$ID" "$ID.old" || fatal "cannot move $ID aside"
+  mv "$ID.new" "$ID" || fatal "cannot rename $ID.new to $ID"
+  rm -rf "$ID.old"
+  sync
+  umount /run/iddisk
+  echo "FLEET-TEST-IDENTITY-DISK $iddisk copied into $ID"
+fi
+
 # The core identity must be there (docs/guest-contract.md, failure rules) before anything
 # runs as this machine. --break-contract identity skips this step and uses a baked id.
-ID=/var/identity
 if [ "$BREAK" = identity ]; then
   machine_id=0123456789abcdef0123456789abcdef
 else
-  machine_id="$(val $ID/machine-id)"
-  case "$machine_id" in
-    *[!0-9a-f]*|'') fatal "$ID/machine-id missing or not 32 lowercase hex digits" ;;
-  esac
-  [ "${#machine_id}" -eq 32 ] || fatal "$ID/machine-id missing or not 32 lowercase hex digits"
-  [ -s $ID/hostname ] || fatal "$ID/hostname missing or empty"
-  for f in ssh_host_ed25519_key ssh_host_ed25519_key.pub; do
-    [ -s "$ID/$f" ] || fatal "$ID/$f missing or empty"
-  done
+  check_core "$ID" "$ID/"
+  machine_id="$mid"
 fi
 
 mkdir -p /var/fleet-test
