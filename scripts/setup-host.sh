@@ -22,6 +22,7 @@ PACKAGES=(
   nix-bin xz-utils                                     # nix 2.8: parse and evaluate the flake (test/nix) against the nixpkgs-24.05.tar.xz tree
   tmux                                                 # drives the create-vm prompts through a real terminal in tests
   strace                                               # tests: kills debugfs at a chosen block write (a crash mid-write)
+  skopeo umoci genisoimage                             # tests: check fleet export kubevirt's OCI archives; a KubeVirt-like Secret ISO
   python3 make g++                                     # node-gyp for the libvirt binding
 )
 
