@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { libvirtMissing } from '../helpers/libvirt-required.js'
 import { fleet, sandbox, virsh, type Run } from '../helpers/fleet.js'
 import { consoleLog, tail } from '../helpers/guest.js'
+import { attachIdentityDisk, isoFromSecret } from '../helpers/identity-iso.js'
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -151,6 +152,27 @@ describe.skipIf(libvirtMissing)('Debian base image: build, boot, fleet ssh, upgr
     const id = readFileSync(join(sb.repo, 'machines', vm, 'machine-id'), 'utf8').trim()
     const r = await ssh('cat ~/survivor /etc/machine-id')
     expect(r.stdout.trim().split('\n')).toEqual([`kept-${id}`, id])
+  }, 900_000)
+
+  it('takes a changed identity from an identity disk (KubeVirt\'s Secret volume) at boot: /etc/machine-id, key mode 0600', async () => {
+    // The identity moves on in the cluster: a new machine-id, exported, delivered only by the disk.
+    const idNew = randomUUID().replace(/-/g, '')
+    writeFileSync(join(sb.repo, 'machines', vm, 'machine-id'), `${idNew}\n`)
+    const out = join(sb.dir, 'kubevirt')
+    const e = await run(['export', 'kubevirt', vm, '--registry', 'localhost:5000/fleet', '--out', out])
+    expect(e.code, e.stderr).toBe(0)
+    const iso = join(sb.dir, 'identity.iso')
+    await isoFromSecret(join(out, `${vm}.json`), iso)
+    expect((await run(['stop-vm', vm])).code).toBe(0)
+    const a = await virsh(attachIdentityDisk(vm, iso))
+    expect(a.code, a.stderr).toBe(0)
+    expect((await virsh(['start', vm])).code).toBe(0)
+    await ssh('true', 420)
+    const r = await ssh('cat /etc/machine-id; stat -c %a /var/identity/ssh_host_ed25519_key; ls /var/identity.new /var/identity.old 2>&1 | wc -l')
+    expect(r.stdout.trim().split('\n').slice(0, 2)).toEqual([idNew, '600'])
+    expect(consoleLog(sb, vm)).toMatch(/fleet-identity: identity disk \/dev\/vd\w+ copied into \/var\/identity/)
+    await run(['stop-vm', vm])
+    expect((await virsh(['detach-disk', vm, 'vdc', '--config'])).code).toBe(0)
   }, 900_000)
 
   it('without its /var disk the guest prints one FLEET-FATAL line and powers off (failure rules)', async () => {

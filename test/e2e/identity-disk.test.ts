@@ -4,13 +4,14 @@
 // — attached with serial fleet-identity to a VM whose /var holds an older identity. The guest copies
 // it into /var/identity and boots as it; a changed Secret reaches it on the next boot; a malformed
 // one is fatal and leaves /var/identity as it was.
-import { execa } from 'execa'
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fleet, sandbox, virsh } from '../helpers/fleet.js'
 import { buildTestImage, consoleLog, tail, waitOff } from '../helpers/guest.js'
+import { attachIdentityDisk, isoFromSecret as isoFromSecretOf } from '../helpers/identity-iso.js'
 import { libvirtMissing } from '../helpers/libvirt-required.js'
 
 const sb = sandbox()
@@ -19,20 +20,7 @@ const out = join(sb.dir, 'export')
 const iso = join(sb.dir, 'identity.iso')
 const machineDir = () => join(sb.repo, 'machines', name)
 
-/** Builds the ISO from the Secret in out/NAME.json, as KubeVirt does (files named by the keys). */
-async function isoFromSecret(edit: (files: Map<string, Buffer>) => void = () => {}): Promise<Map<string, Buffer>> {
-  const list = JSON.parse(readFileSync(join(out, `${name}.json`), 'utf8')) as { items: { kind: string; data: Record<string, string> }[] }
-  const secret = list.items.find((i) => i.kind === 'Secret')!
-  const files = new Map(Object.entries(secret.data).map(([k, v]) => [k, Buffer.from(v, 'base64')]))
-  edit(files)
-  const dir = join(sb.dir, 'secret')
-  rmSync(dir, { recursive: true, force: true })
-  mkdirSync(dir)
-  for (const [k, v] of files) writeFileSync(join(dir, k), v)
-  await execa('genisoimage', ['-quiet', '-output', `${iso}.tmp`, '-follow-links', '-volid', 'cfgdata', '-joliet', '-rock', dir])
-  await execa('mv', ['-f', `${iso}.tmp`, iso])
-  return files
-}
+const isoFromSecret = (edit?: (files: Map<string, Buffer>) => void) => isoFromSecretOf(join(out, `${name}.json`), iso, edit)
 
 const markers = () => [...consoleLog(sb, name).matchAll(/^FLEET-TEST-MARKER (.*)$/gm)].map((m) => Object.fromEntries(m[1]!.trim().split(' ').map((kv) => kv.split('='))) as Record<string, string>)
 
@@ -75,7 +63,7 @@ describe.skipIf(libvirtMissing)('identity disk (KubeVirt Secret volume) on a rea
     writeFileSync(join(machineDir(), 'machine-id'), `${idB}\n`)
     await export_()
     await isoFromSecret()
-    const a = await virsh(['attach-disk', name, iso, 'vdc', '--targetbus', 'virtio', '--mode', 'readonly', '--serial', 'fleet-identity', '--driver', 'qemu', '--subdriver', 'raw', '--config'])
+    const a = await virsh(attachIdentityDisk(name, iso))
     expect(a.code, a.stderr).toBe(0)
 
     const m1 = await boot(1)
@@ -97,7 +85,7 @@ describe.skipIf(libvirtMissing)('identity disk (KubeVirt Secret volume) on a rea
     const m2 = (await boot(2)) as Record<string, string>
     expect(m2, tail(consoleLog(sb, name))).toMatchObject({ 'machine-id': idC, boot: '2' })
     expect(m2['data-sha256']).toBe((m1 as Record<string, string>)['data-sha256']) // /var's data kept
-    expect(m2['hosts-sha256']).toBe((await import('node:crypto')).createHash('sha256').update(files.get('hosts')!).digest('hex'))
+    expect(m2['hosts-sha256']).toBe(createHash('sha256').update(files.get('hosts')!).digest('hex'))
 
     // A malformed Secret: fatal before /var is touched.
     await isoFromSecret((f) => f.set('machine-id', Buffer.from('not-an-id\n')))
