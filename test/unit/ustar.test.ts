@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { ustar } from '../../src/services/ustar.js'
+import { tarHeader, tarPadding, ustar } from '../../src/services/ustar.js'
 
 describe('ustar', () => {
   it('is read back by tar with the modes, owners and bytes it was given', async () => {
@@ -39,5 +39,23 @@ describe('ustar', () => {
 
   it('refuses a name longer than the 100 bytes ustar holds', () => {
     expect(() => ustar([{ name: 'x'.repeat(101), mode: 0o644 }])).toThrow(/100 bytes/)
+  })
+})
+
+describe('tarHeader sizes', () => {
+  it('writes octal up to 8 GiB - 1 and base-256 above (a multi-GB qcow2 in an OCI layer)', () => {
+    const small = tarHeader({ name: 'disk/a.qcow2', mode: 0o444, uid: 107, gid: 107 }, 8 ** 11 - 1, 0)
+    expect(small.subarray(124, 136).toString('ascii')).toBe('77777777777\0')
+    const size = 9 * 1024 ** 3 + 5
+    const big = tarHeader({ name: 'disk/a.qcow2', mode: 0o444, uid: 107, gid: 107 }, size, 0)
+    expect(big[124]).toBe(0x80)
+    let v = 0n
+    for (let i = 125; i < 136; i++) v = (v << 8n) | BigInt(big[i]!)
+    expect(Number(v)).toBe(size)
+    // The checksum still covers the header as tar computes it (the size bytes as they are).
+    let sum = 0
+    for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : big[i]!
+    expect(parseInt(big.subarray(148, 155).toString('ascii'), 8)).toBe(sum)
+    expect(tarPadding(size)).toHaveLength(512 - (size % 512))
   })
 })
