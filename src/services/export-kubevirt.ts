@@ -12,7 +12,7 @@ import { writeContainerDisk } from '../export/oci-archive.js'
 import { writeVarTemplate } from '../export/var-template.js'
 import type { Machine } from '../machines/model.js'
 import { loadAllMachines, loadMachine, readIdentity } from '../machines/repository.js'
-import { fleetId } from '../store/fleet-id.js'
+import { fleetId, readFleetId } from '../store/fleet-id.js'
 import { resolveChannel } from '../store/images.js'
 import { fsyncFile, renameDurable, writeFileAtomic } from '../util/fsx.js'
 import { step } from '../util/interrupt.js'
@@ -70,7 +70,8 @@ export async function planExport(ctx: FleetContext, names: readonly string[], re
   checkRegistry(registry)
   const machines = names.length ? await Promise.all(names.map((n) => loadMachine(ctx.paths, n))) : await loadAllMachines(ctx.paths)
   if (!machines.length) throw new UserError(`no machines in ${ctx.paths.machines}`, 'Create one with `fleet create-vm NAME`.')
-  const id = await fleetId(ctx.paths)
+  // A dry run (and plan) writes nothing, not even a first fleet id.
+  const id = ctx.dryRun ? ((await readFleetId(ctx.paths)) ?? 'none-yet') : await fleetId(ctx.paths)
   const planned: Planned[] = []
   for (const m of machines) {
     const img = await resolveChannel(ctx.paths, m.base, m.name, m.arch)

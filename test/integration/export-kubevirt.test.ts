@@ -156,6 +156,14 @@ describe.skipIf(libvirtMissing || (!existsSync(KUBEVIRT_SPEC) && process.env.CI 
     expect(readdirSync(fresh).filter((f) => f.includes('.tmp-') || f.startsWith('.'))).toEqual([])
   }, 120_000)
 
+  it('Ctrl-C at the archive step: exit 130, nothing left under --out', async () => {
+    const dir = join(sb.dir, 'interrupted')
+    const k = await fleetKilled(sb, ['export', 'kubevirt', a, '--registry', REGISTRY, '--out', dir], { env: { FLEET_TEST_SIGNAL_AT: 'export:archive:SIGINT' } })
+    expect(k.code, k.stderr).toBe(130)
+    expect(k.stderr).toMatch(/Interrupted by SIGINT/)
+    expect(readdirSync(dir)).toEqual([])
+  })
+
   it('refuses a bad registry or an unknown machine, naming the value, and writes nothing', async () => {
     const none = join(sb.dir, 'none')
     const bad = await fleet(sb, ['export', 'kubevirt', a, '--registry', 'Bad Registry!', '--out', none])
