@@ -93,11 +93,15 @@ export async function layout(spec: ContainerDiskSpec): Promise<ContainerDiskLayo
   const blobs = new Map([[sha(config), config], [sha(manifest), manifest]])
   const index = json({
     schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json',
-    manifests: [{ mediaType: MANIFEST, digest: `sha256:${sha(manifest)}`, size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': spec.tag } }],
+    manifests: [{
+      mediaType: MANIFEST, digest: `sha256:${sha(manifest)}`, size: manifest.length,
+      annotations: { 'org.opencontainers.image.ref.name': spec.tag },
+    }],
   })
   const small = smallEntries(index, blobs)
   const archiveSize = small.length - 1024 + 512 + layerSize + tarPadding(layerSize).length + 1024
-  return { layerDigest, layerSize, configDigest: sha(config), manifestDigest: sha(manifest), archiveSize, fileSha, blobs: new Map([...blobs, ['index.json', index]]) }
+  const all = new Map([...blobs, ['index.json', index]])
+  return { layerDigest, layerSize, configDigest: sha(config), manifestDigest: sha(manifest), archiveSize, fileSha, blobs: all }
 }
 
 /** oci-layout, index.json, the folders and the small blobs, as a complete ustar (end blocks included). */

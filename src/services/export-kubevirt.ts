@@ -76,7 +76,8 @@ export async function planExport(ctx: FleetContext, names: readonly string[], re
   for (const m of machines) {
     const img = await resolveChannel(ctx.paths, m.base, m.name, m.arch)
     const bootTag = `sha256-${img.digest}`
-    const varTag = `${VAR_TEMPLATE_VERSION}-${m.varSizeBytes}`
+    // The template holds no arch-specific bytes, but its image config names one: one per arch.
+    const varTag = `${VAR_TEMPLATE_VERSION}-${m.varSizeBytes}${m.arch === 'x86_64' ? '' : `-${m.arch}`}`
     const boot = { image: `${registry}/fleet-base:${bootTag}`, archive: join(out, `fleet-base_${bootTag}.oci.tar`), source: img.path, digest: img.digest }
     const vart = { image: `${registry}/fleet-var:${varTag}`, archive: join(out, `fleet-var_${varTag}.oci.tar`), sizeBytes: m.varSizeBytes }
     const identity = await readIdentity(m, ctx.keyring)
@@ -125,7 +126,8 @@ export async function exportKubevirt(ctx: FleetContext, names: readonly string[]
       archives.push({ file: f, image: p.boot.image, status: there(f) ? 'kept' : 'written' })
       if (there(f)) continue
       ctx.log(`Writing the containerDisk of base image ${p.boot.digest.slice(0, 12)} to ${f}`)
-      await atomically(f, (tmp) => writeContainerDisk({ source: p.boot.source, sha256: p.boot.digest, fileName: `${p.boot.digest}.qcow2`, arch: p.machine.arch, tag: p.boot.image.split(':').pop()! }, tmp))
+      const spec = { source: p.boot.source, sha256: p.boot.digest, fileName: `${p.boot.digest}.qcow2`, arch: p.machine.arch, tag: p.boot.image.split(':').pop()! }
+      await atomically(f, (tmp) => writeContainerDisk(spec, tmp))
     }
     for (const [f, p] of vars) {
       archives.push({ file: f, image: p.var.image, status: there(f) ? 'kept' : 'written' })

@@ -27,7 +27,10 @@ export async function kubevirtDrift(ctx: FleetContext, names: readonly string[],
   const files = (await readdir(dir)).filter((f) => f.endsWith('.json')).sort()
   const texts = new Map(await Promise.all(files.map(async (f) => [f.slice(0, -5), await readIfThere(join(dir, f))] as const)))
   const registry = [...texts.values()].map(registryOf).find(Boolean)
-  if (!registry) throw new UserError(`--kubevirt ${dir}: no exported VirtualMachine there (no NAME.json naming a fleet-base image)`, 'Export first: `fleet export kubevirt --registry REGISTRY --out DIR`.')
+  if (!registry) {
+    throw new UserError(`--kubevirt ${dir}: no exported VirtualMachine there (no NAME.json naming a fleet-base image)`,
+      'Export first: `fleet export kubevirt --registry REGISTRY --out DIR`.')
+  }
   const planned = await planExport(ctx, names, registry, dir)
   const out: KubevirtDrift[] = planned.map((p) => {
     const file = join(dir, `${p.machine.name}.json`)
@@ -45,7 +48,10 @@ export async function kubevirtDrift(ctx: FleetContext, names: readonly string[],
 /** Lines for people: one per machine, the redacted diff under each that changed. */
 export function renderDrift(dir: string, drift: KubevirtDrift[]): string[] {
   const w = Math.max(4, ...drift.map((d) => d.name.length))
-  const what = { 'in-sync': 'in sync', changed: 'changed: re-export, then kubectl apply', 'not-exported': 'not exported yet', orphan: 'exported, but no machines/ folder: kubectl delete -f it' }
+  const what = {
+    'in-sync': 'in sync', changed: 'changed: re-export, then kubectl apply', 'not-exported': 'not exported yet',
+    orphan: 'exported, but no machines/ folder: kubectl delete -f it',
+  }
   const lines = [`KubeVirt export ${dir}:`]
   for (const d of drift) {
     lines.push(`${d.name.padEnd(w)}  ${what[d.status]}`)
