@@ -26,7 +26,7 @@ describe('README command reference', () => {
   it('the npm package ships LICENSE and the manifest, and no source maps (it ships no sources)', async () => {
     const r = await execa('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT })
     const files = (JSON.parse(String(r.stdout)) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path)
-    expect(files).toEqual(expect.arrayContaining(['LICENSE', 'README.md', 'oclif.manifest.json', 'bin/fleet', 'dist/commands/create-vm.js']))
+    expect(files).toEqual(expect.arrayContaining(['LICENSE', 'README.md', 'oclif.manifest.json', 'bin/fleet', 'dist/bundle/cli.js', 'dist/bundle/commands/create-vm.js']))
     expect(files.filter((f) => f.endsWith('.map') || f.startsWith('src/'))).toEqual([])
   }, 60_000)
 })
