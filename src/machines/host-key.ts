@@ -94,8 +94,7 @@ export function checkHostKeyPair(privateText: string, publicText: string): { fil
   const pub = parsePublicKey(publicText)
   if (typeof pub === 'string') return { file: 'ssh_host_ed25519_key.pub', msg: `host public key ${pub}` }
   if (!pub.equals(priv)) {
-    const b64 = (k: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, 11]), Buffer.from(ED25519), Buffer.from([0, 0, 0, 32]), k]).toString('base64')
-    return { file: 'ssh_host_ed25519_key.pub', msg: `host public key "${ED25519} ${b64(pub)}" does not match the private key in ssh_host_ed25519_key (its public key is "${ED25519} ${b64(priv)}")` }
+    return { file: 'ssh_host_ed25519_key.pub', msg: `host public key "${publicKeyLine(pub)}" does not match the private key in ssh_host_ed25519_key (its public key is "${publicKeyLine(priv)}")` }
   }
   return undefined
 }
@@ -106,6 +105,11 @@ function sshString(b: Buffer | string): Buffer {
   const len = Buffer.alloc(4)
   len.writeUInt32BE(data.length)
   return Buffer.concat([len, data])
+}
+
+/** The .pub line of a 32-byte ed25519 public key: "ssh-ed25519 BASE64[ comment]". */
+export function publicKeyLine(key: Buffer, comment = ''): string {
+  return `${ED25519} ${Buffer.concat([sshString(ED25519), sshString(key)]).toString('base64')}${comment ? ` ${comment}` : ''}`
 }
 
 /**
@@ -127,6 +131,6 @@ export function generateHostKeyPair(comment: string): { privateKey: string; publ
   const b64 = raw.toString('base64').match(/.{1,70}/g)!.join('\n')
   return {
     privateKey: `-----BEGIN OPENSSH PRIVATE KEY-----\n${b64}\n-----END OPENSSH PRIVATE KEY-----\n`,
-    publicKey: `${ED25519} ${blob.toString('base64')} ${comment}\n`,
+    publicKey: `${publicKeyLine(pub, comment)}\n`,
   }
 }

@@ -4,17 +4,21 @@
 import { existsSync } from 'node:fs'
 import { chmod, mkdir, readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
-import { join } from 'node:path'
-import { generateHostKey } from '../adapters/ssh-keygen.js'
+import { dirname, join } from 'node:path'
 import { UserError } from '../errors.js'
+import { generateHostKeyPair, parsePrivateKey, parsePublicKey, publicKeyLine } from '../machines/host-key.js'
 import type { Paths } from '../repo.js'
 import type { Env } from '../util/env.js'
+import { writeFileAtomic } from '../util/fsx.js'
+import { withLock } from '../util/lock.js'
 
 /** The keys ssh tries by default, in its order (ssh_config IdentityFile). */
 const USER_KEYS = ['id_ed25519.pub', 'id_ecdsa.pub', 'id_rsa.pub']
+/** The comment of fleet's own pair. */
+const COMMENT = 'fleet-admin'
 
 export interface AdminLogin {
-  /** user: your own key; fleet: fleet's key pair (made now if `created`). */
+  /** user: your own key; fleet: fleet's key pair (made, or its .pub restored, now if `created`). */
   source: 'user' | 'fleet'
   /** The public key file. */
   file: string
@@ -55,11 +59,45 @@ export async function defaultAdminLogin(paths: Pick<Paths, 'state'>, dryRun: boo
   const priv = fleetKeyFile(paths)
   const existing = await fleetPublicKey(paths)
   if (existing && existsSync(priv)) return { source: 'fleet', file: `${priv}.pub`, key: existing, created: false }
-  if (dryRun) return { source: 'fleet', file: `${priv}.pub`, key: '', created: true }
-  if (existsSync(priv)) throw new UserError(`fleet's login key ${priv} has no ${priv}.pub`, `Restore it (ssh-keygen -y -f ${priv} > ${priv}.pub), or remove ${priv} so fleet makes a new pair.`)
-  await mkdir(join(paths.state, 'ssh'), { recursive: true, mode: 0o700 })
-  await chmod(join(paths.state, 'ssh'), 0o700)
-  await generateHostKey(priv, 'fleet-admin')
-  await chmod(priv, 0o600)
-  return { source: 'fleet', file: `${priv}.pub`, key: (await readFile(`${priv}.pub`, 'utf8')).trim(), created: true }
+  if (dryRun) {
+    const derived = existsSync(priv) ? publicKeyLine(keyOf(priv, await readFile(priv, 'utf8')), COMMENT) : undefined
+    return { source: 'fleet', file: `${priv}.pub`, key: derived ?? '', created: true }
+  }
+  return fleetKeyPair(paths)
+}
+
+/**
+ * Makes fleet's pair, or completes it, under a lock: two first create-vms at once get one pair.
+ * The .pub is written before the private key (each atomically), so a kill in between leaves a
+ * lone .pub, which is replaced; a private key without its .pub (from an older fleet, or a .pub
+ * removed by hand) gets its .pub back, derived from the key.
+ */
+async function fleetKeyPair(paths: Pick<Paths, 'state'>): Promise<AdminLogin> {
+  const priv = fleetKeyFile(paths)
+  const pub = `${priv}.pub`
+  await mkdir(dirname(priv), { recursive: true, mode: 0o700 })
+  await chmod(dirname(priv), 0o700)
+  return withLock(join(paths.state, 'locks', 'login-key.lock'), "fleet's login key", async () => {
+    const privText = await readFile(priv, 'utf8').catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)))
+    if (privText !== undefined) {
+      const key = keyOf(priv, privText)
+      const existing = await fleetPublicKey(paths)
+      const theirs = existing === undefined ? undefined : parsePublicKey(existing)
+      if (existing && Buffer.isBuffer(theirs) && theirs.equals(key)) return { source: 'fleet', file: pub, key: existing, created: false }
+      const line = publicKeyLine(key, COMMENT)
+      await writeFileAtomic(pub, `${line}\n`, 0o644)
+      return { source: 'fleet', file: pub, key: line, created: true }
+    }
+    const pair = generateHostKeyPair(COMMENT)
+    await writeFileAtomic(pub, pair.publicKey, 0o644)
+    await writeFileAtomic(priv, pair.privateKey, 0o600)
+    return { source: 'fleet', file: pub, key: pair.publicKey.trim(), created: true }
+  })
+}
+
+/** The public key of fleet's private key, or a UserError naming the file when fleet cannot use it. */
+function keyOf(file: string, text: string): Buffer {
+  const key = parsePrivateKey(text)
+  if (typeof key === 'string') throw new UserError(`fleet's login key ${file} ${key}`, `Remove ${file} (and ${file}.pub) so fleet makes a new pair, or put an unencrypted ed25519 key there.`)
+  return key
 }
