@@ -25,10 +25,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   protected flags!: BaseFlags<T>
   protected args!: Interfaces.InferredArgs<T['args']>
+  /** Every argument given, in order: more than `args` names for a command with `strict = false`. */
+  protected argList!: string[]
 
   override async init(): Promise<void> {
     await super.init()
-    const { flags, args } = await this.parse({
+    const { flags, args, argv } = await this.parse({
       flags: this.ctor.flags,
       baseFlags: (this.ctor as typeof BaseCommand).baseFlags,
       enableJsonFlag: this.ctor.enableJsonFlag,
@@ -41,6 +43,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     if (flags.connect) process.env.LIBVIRT_URI = flags.connect
     this.flags = flags as BaseFlags<T>
     this.args = args as Interfaces.InferredArgs<T['args']>
+    this.argList = argv as string[]
   }
 
   private log_?: Log

@@ -13,9 +13,8 @@ export default class StartVm extends VmBatchCommand<typeof StartVm> {
   static override flags = { 'dry-run': dryRun, adopt }
 
   async run(): Promise<StateChange | { vms: BatchVm[] }> {
-    const { argv } = await this.parse(StartVm)
     const ctx = this.context({ dryRun: this.flags['dry-run'] })
-    return this.forEachVm(argv as string[], (n) => startVmLocked(ctx, n, { adopt: this.flags.adopt }),
+    return this.forEachVm((n) => startVmLocked(ctx, n, { adopt: this.flags.adopt }),
       (r) => `${r.name}: ${r.before} → ${r.after}${r.dryRun ? ' (dry run)' : ''}`,
       (r) => (r.before === 'running' ? 'already running' : 'started'))
   }

@@ -16,10 +16,9 @@ export default class StopVm extends VmBatchCommand<typeof StopVm> {
   static override flags = { timeout, force: Flags.boolean({ description: 'Power off (virsh destroy) if still running after the timeout' }), 'dry-run': dryRun, adopt }
 
   async run(): Promise<Stopped | { vms: BatchVm[] }> {
-    const { argv } = await this.parse(StopVm)
     const ctx = this.context({ dryRun: this.flags['dry-run'] })
     const opts = { timeoutS: this.flags.timeout, force: this.flags.force, adopt: this.flags.adopt }
-    return this.forEachVm(argv as string[], (n) => stopVm(ctx, n, opts),
+    return this.forEachVm((n) => stopVm(ctx, n, opts),
       (r) => `${r.name}: ${r.before} → ${r.after}${r.forced ? ' (forced off)' : ''}${r.dryRun ? ' (dry run)' : ''}`,
       (r) => (r.before === 'shut off' ? 'already stopped' : 'stopped'))
   }
