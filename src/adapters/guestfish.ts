@@ -1,5 +1,5 @@
 // guestfish: writes identity files into /var disks. One appliance launch serves many disks.
-import { randomUUID } from 'node:crypto'
+import { nodeCrypto } from '../util/builtin.js'
 import { ToolError } from '../errors.js'
 import { words } from '../util/env.js'
 import { interrupted, interruptedError } from '../util/interrupt.js'
@@ -55,7 +55,7 @@ function quote(arg: string): string {
  * Ctrl-C / SIGTERM the next call rejects with Interrupted, before sending anything.
  */
 export class GuestfishSession {
-  private readonly marker = `--fleet-${randomUUID()}--`
+  private readonly marker = `--fleet-${nodeCrypto().randomUUID()}--`
   private dead: ToolError | undefined
   private holdInterrupt = false
 

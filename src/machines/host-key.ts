@@ -1,6 +1,6 @@
 // The machine's SSH host key pair, checked without any tool: the private key must be an
 // unencrypted OpenSSH ed25519 key whose seed really gives the public key in the .pub file.
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto'
+import { nodeCrypto } from '../util/builtin.js'
 
 const MAGIC = Buffer.from('openssh-key-v1\0', 'latin1')
 const ED25519 = 'ssh-ed25519'
@@ -77,7 +77,7 @@ export function parsePrivateKey(text: string): Buffer | string {
     const pub2 = priv.bytes()
     const secret = priv.bytes()
     if (!pub2.equals(pub) || secret.length !== 64 || !secret.subarray(32).equals(pub)) return 'is corrupt (its public halves disagree)'
-    const derived = createPublicKey(createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, secret.subarray(0, 32)]), format: 'der', type: 'pkcs8' }))
+    const derived = nodeCrypto().createPublicKey(nodeCrypto().createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, secret.subarray(0, 32)]), format: 'der', type: 'pkcs8' }))
       .export({ format: 'der', type: 'spki' })
       .subarray(-32)
     if (!derived.equals(pub)) return 'is corrupt (its seed does not give its public key)'
@@ -117,11 +117,11 @@ export function publicKeyLine(key: Buffer, comment = ''): string {
  * a file): the unencrypted OpenSSH private key and its .pub line, both ending in a newline.
  */
 export function generateHostKeyPair(comment: string): { privateKey: string; publicKey: string } {
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519')
+  const { publicKey, privateKey } = nodeCrypto().generateKeyPairSync('ed25519')
   const pub = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32)
   const seed = privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(-32)
   const blob = Buffer.concat([sshString(ED25519), sshString(pub)])
-  const check = randomBytes(4)
+  const check = nodeCrypto().randomBytes(4)
   let priv = Buffer.concat([check, check, sshString(ED25519), sshString(pub), sshString(Buffer.concat([seed, pub])), sshString(comment)])
   const pad = (8 - (priv.length % 8)) % 8
   priv = Buffer.concat([priv, Buffer.from(Array.from({ length: pad }, (_, i) => i + 1))])

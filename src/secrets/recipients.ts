@@ -1,6 +1,6 @@
 // .fleet/recipients: the admins' public keys (age1… or ssh-ed25519/ssh-rsa lines, # comments)
 // that every machine secret is encrypted to. The same format `age -R` reads.
-import { createHash } from 'node:crypto'
+import { nodeCrypto } from '../util/builtin.js'
 import { join } from 'node:path'
 import { UserError } from '../errors.js'
 import type { Paths } from '../repo.js'
@@ -74,7 +74,7 @@ export async function writeRecipients(paths: Pick<Paths, 'repo'>, list: readonly
 export function sshTag(r: Recipient): string | undefined {
   if (r.type === 'X25519') return undefined
   const blob = Buffer.from(r.key.split(' ')[1]!, 'base64')
-  return createHash('sha256').update(blob).digest().subarray(0, 4).toString('base64').replace(/=+$/, '')
+  return nodeCrypto().createHash('sha256').update(blob).digest().subarray(0, 4).toString('base64').replace(/=+$/, '')
 }
 
 /** A short name for messages: the comment if there is one, else the key shortened. */

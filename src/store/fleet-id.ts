@@ -1,7 +1,7 @@
 // The state directory's fleet id: a random UUID made on first use and never changed. Every
 // domain fleet defines carries it in its metadata, so a fleet can tell its own domains from
 // those of another fleet (another state directory) or of another tool.
-import { randomBytes, randomUUID } from 'node:crypto'
+import { nodeCrypto } from '../util/builtin.js'
 import { constants } from 'node:fs'
 import { link, mkdir, open, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -43,11 +43,11 @@ export async function fleetId(paths: Pick<Paths, 'state'>): Promise<string> {
   if (existing) return existing
   const file = fleetIdFile(paths)
   await mkdir(paths.state, { recursive: true })
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}` // unique even between racers in one process
+  const tmp = `${file}.tmp-${process.pid}-${nodeCrypto().randomBytes(4).toString('hex')}` // unique even between racers in one process
   try {
     const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644)
     try {
-      await fh.writeFile(`${randomUUID()}\n`)
+      await fh.writeFile(`${nodeCrypto().randomUUID()}\n`)
       await fh.sync()
     } finally {
       await fh.close()

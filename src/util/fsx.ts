@@ -1,5 +1,5 @@
 // Small filesystem helpers: atomic writes and content hashing.
-import { createHash } from 'node:crypto'
+import { nodeCrypto } from './builtin.js'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { constants } from 'node:fs'
 import { mkdir, open, rename, rm, unlink } from 'node:fs/promises'
@@ -71,7 +71,7 @@ export async function renameDurable(from: string, to: string): Promise<void> {
 
 /** Copies src to dst while hashing it; returns the sha256 hex digest. One read of the source. */
 export async function copyHashing(src: string, dst: string): Promise<string> {
-  const hash = createHash('sha256')
+  const hash = nodeCrypto().createHash('sha256')
   const tap = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       hash.update(chunk)
@@ -83,7 +83,7 @@ export async function copyHashing(src: string, dst: string): Promise<string> {
 }
 
 export async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256')
+  const hash = nodeCrypto().createHash('sha256')
   await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), hash)
   return hash.digest('hex')
 }
