@@ -6,7 +6,7 @@
 // in-process tests load the same command modules that users run. The tsc output in dist/ stays
 // for tests and tools that import single modules.
 import { build } from 'esbuild'
-import { readdirSync, rmSync } from 'node:fs'
+import { readdirSync, readFileSync, rmSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 /** esbuild's options for fleet's code; bench/startup.mjs bundles its bare-node baseline with them too. */
@@ -36,6 +36,12 @@ export const bundleOptions = {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const dist = fileURLToPath(new URL('../dist/', import.meta.url))
   const entries = (dir) => readdirSync(dist + dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.js')).map((f) => `${dist}${dir}/${f}`)
+  // Bundled code no longer sits where its module did: a path made from import.meta.url would point
+  // elsewhere. Files fleet ships are found from util/package-root.ts; packages are resolved by name.
+  const allowed = ['util/package-root.js', 'util/builtin.js', 'xml/serialize.js']
+  const located = readdirSync(dist, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.js') && !f.startsWith('bundle/') && !allowed.includes(f) && readFileSync(dist + f, 'utf8').includes('import.meta.url'))
+  if (located.length) throw new Error(`import.meta.url in ${located.join(', ')}: in the bundle it is the chunk's place, not the module's; use packageRoot() (src/util/package-root.ts)`)
   rmSync(dist + 'bundle', { recursive: true, force: true })
   await build({
     ...bundleOptions,

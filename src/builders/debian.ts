@@ -5,13 +5,13 @@ import { lineSplitter, task, type Log } from '../util/progress.js'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import * as disk from '../adapters/disk-tools.js'
 import { run } from '../adapters/exec.js'
 import { bootstrap, type BootstrapSpec } from '../adapters/mmdebstrap.js'
 import { UserError } from '../errors.js'
 import { hostArch, type Arch } from '../machines/model.js'
+import { packageRoot } from '../util/package-root.js'
 import { timed } from '../util/timing.js'
 
 export const DEBIAN_SUITE = 'bookworm'
@@ -42,7 +42,7 @@ export function debianPackages(arch: Arch): string[] {
 
 /** The files fleet lays over the bootstrap (package root/images/debian/rootfs). */
 export function overlayDir(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'images', 'debian', 'rootfs')
+  return join(packageRoot(), 'images', 'debian', 'rootfs')
 }
 
 export interface DebianBuildOptions {

@@ -1,17 +1,17 @@
 // fleet init: scaffolds an admin's fleet repository.
 import { existsSync } from 'node:fs'
 import { cp, mkdir, writeFile } from 'node:fs/promises'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join, resolve } from 'node:path'
 import { UserError } from '../errors.js'
 import { adminRecipient } from '../secrets/admin-key.js'
 import { HOST_KEY_IGNORE } from '../secrets/gitignore.js'
 import { Keyring } from '../secrets/identities.js'
 import { recipientsFile, writeRecipients } from '../secrets/recipients.js'
+import { packageRoot } from '../util/package-root.js'
 
 /** The nix/ folder fleet ships (package root/nix). */
 export function shippedNixDir(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'nix')
+  return join(packageRoot(), 'nix')
 }
 
 const GITIGNORE = `${HOST_KEY_IGNORE}# Disk images live in the state directory, not here.
