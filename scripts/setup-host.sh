@@ -23,6 +23,7 @@ PACKAGES=(
   tmux                                                 # drives the create-vm prompts through a real terminal in tests
   strace                                               # tests: kills debugfs at a chosen block write (a crash mid-write)
   skopeo umoci genisoimage                             # tests: check fleet export kubevirt's OCI archives; a KubeVirt-like Secret ISO
+  openssh-server                                       # tests: a second libvirt daemon reached over qemu+ssh:// on loopback (test/helpers/remote-host.ts)
   python3 make g++                                     # node-gyp for the libvirt binding
 )
 

@@ -29,83 +29,89 @@ function isNotRunning(e: unknown): boolean {
 }
 
 let binding: Promise<Binding> | undefined
-let connection: Promise<Hypervisor> | undefined
+// One connection per URI: the local host's, and one per remote host a command touches.
+const connections = new Map<string, Promise<Hypervisor>>()
 
-function libvirtError(op: string, e: unknown): ToolError {
+function libvirtError(op: string, e: unknown, uri = libvirtUri()): ToolError {
   const err = e as { message?: string; code?: number }
-  return new ToolError('libvirt', [op, libvirtUri()], err.code, err.message ?? String(e),
+  return new ToolError('libvirt', [op, uri], err.code, err.message ?? String(e),
     'Is libvirtd running and may you use it? Run `fleet doctor`.')
 }
 
-async function connect(): Promise<Hypervisor> {
-  connection ??= (async () => {
-    binding ??= import('@unraid/libvirt')
-    const { Hypervisor } = await binding
-    const h = new Hypervisor({ uri: libvirtUri() })
-    try {
-      await h.connectOpen()
-    } catch (e) {
-      connection = undefined
-      throw libvirtError('connect', e)
-    }
-    return h
-  })()
-  return connection
+async function connect(uri = libvirtUri()): Promise<Hypervisor> {
+  let c = connections.get(uri)
+  if (!c) {
+    c = (async () => {
+      binding ??= import('@unraid/libvirt')
+      const { Hypervisor } = await binding
+      const h = new Hypervisor({ uri })
+      try {
+        await h.connectOpen()
+      } catch (e) {
+        connections.delete(uri)
+        throw libvirtError('connect', e, uri)
+      }
+      return h
+    })()
+    connections.set(uri, c)
+  }
+  return c
 }
 
-/** Closes the connection so the process can exit. */
+/** Closes the connections so the process can exit. */
 export async function disconnect(): Promise<void> {
-  if (!connection) return
-  const c = connection
-  connection = undefined
-  try {
-    await (await c).connectClose()
-  } catch {
-    // Already closed or never opened: nothing to release.
+  const all = [...connections.values()]
+  connections.clear()
+  for (const c of all) {
+    try {
+      await (await c).connectClose()
+    } catch {
+      // Already closed or never opened: nothing to release.
+    }
   }
 }
 
-async function lookup(name: string): Promise<Domain | undefined> {
-  const h = await connect()
+async function lookup(name: string, uri?: string): Promise<Domain | undefined> {
+  const h = await connect(uri)
   try {
     return await h.domainLookupByName(name)
   } catch (e) {
     if (isNoDomain(e)) return undefined
-    throw libvirtError(`lookup ${name}`, e)
+    throw libvirtError(`lookup ${name}`, e, uri)
   }
 }
 
-async function call<T>(op: string, f: () => Promise<T>): Promise<T> {
+async function call<T>(op: string, f: () => Promise<T>, uri?: string): Promise<T> {
   try {
     return await f()
   } catch (e) {
-    throw libvirtError(op, e)
+    throw libvirtError(op, e, uri)
   }
 }
 
 /** The domain's state, or undefined if no domain of that name is defined. */
-export async function domainState(name: string): Promise<DomainStateName | undefined> {
-  const d = await lookup(name)
+export async function domainState(name: string, uri?: string): Promise<DomainStateName | undefined> {
+  const d = await lookup(name, uri)
   if (!d) return undefined
-  const info = await call(`state ${name}`, () => d.getInfo())
+  const info = await call(`state ${name}`, () => d.getInfo(), uri)
   return STATE_NAMES[info.state] ?? 'no state'
 }
 
-export async function isActive(name: string): Promise<boolean> {
-  const s = await domainState(name)
+export async function isActive(name: string, uri?: string): Promise<boolean> {
+  const s = await domainState(name, uri)
   return s !== undefined && s !== 'shut off' && s !== 'crashed'
 }
 
-export async function defineXml(xml: string): Promise<void> {
-  const h = await connect()
-  await call('define', () => h.domainDefineXML(xml))
+export async function defineXml(xml: string, uri?: string): Promise<void> {
+  const h = await connect(uri)
+  await call('define', () => h.domainDefineXML(xml), uri)
 }
 
 /** The live (or inactive) XML of a defined domain, or undefined. */
-export async function domainXml(name: string, inactive = false): Promise<string | undefined> {
-  const d = await lookup(name)
+export async function domainXml(name: string, inactive = false, uri?: string): Promise<string | undefined> {
+  const d = await lookup(name, uri)
   if (!d) return undefined
-  return call(`dumpxml ${name}`, () => d.getXMLDesc(inactive ? VIR_DOMAIN_XML_INACTIVE : 0))
+  return call(`dumpxml ${name}`, () => d.getXMLDesc(inactive ? VIR_DOMAIN_XML_INACTIVE : 0), uri)
 }
 
 /**
@@ -137,10 +143,10 @@ export async function domainOwner(name: string): Promise<DomainOwner | undefined
   return fleet.fleetId ? { kind: 'fleet', fleetId: fleet.fleetId, machine: fleet.machine, disks } : { kind: 'legacy', machine: fleet.machine, disks }
 }
 
-export async function start(name: string): Promise<void> {
-  const d = await lookup(name)
+export async function start(name: string, uri?: string): Promise<void> {
+  const d = await lookup(name, uri)
   if (!d) throw new ToolError('libvirt', ['start', name], undefined, `domain ${name} is not defined`)
-  await call(`start ${name}`, () => d.create())
+  await call(`start ${name}`, () => d.create(), uri)
 }
 
 /**
@@ -158,26 +164,26 @@ export async function ensureRunning(name: string): Promise<void> {
 }
 
 /** ACPI shutdown request; returns immediately. */
-export async function shutdown(name: string): Promise<void> {
-  const d = await lookup(name)
+export async function shutdown(name: string, uri?: string): Promise<void> {
+  const d = await lookup(name, uri)
   if (!d) return
   try {
     await d.shutdown()
   } catch (e) {
     if (isNotRunning(e)) return // already off
-    throw libvirtError(`shutdown ${name}`, e)
+    throw libvirtError(`shutdown ${name}`, e, uri)
   }
 }
 
 /** Hard power-off; a domain that is not running is fine. */
-export async function destroy(name: string): Promise<void> {
-  const d = await lookup(name)
+export async function destroy(name: string, uri?: string): Promise<void> {
+  const d = await lookup(name, uri)
   if (!d) return
   try {
     await d.destroy()
   } catch (e) {
     if (isNotRunning(e)) return
-    throw libvirtError(`destroy ${name}`, e)
+    throw libvirtError(`destroy ${name}`, e, uri)
   }
 }
 
@@ -200,9 +206,9 @@ export interface DomainSnapshot {
  * Every domain with its state and XML, over the one connection (no process per domain). A domain
  * undefined while the host is read is left out.
  */
-export async function listDomains(): Promise<DomainSnapshot[]> {
-  const h = await connect()
-  const domains = await call('list', () => h.connectListAllDomains())
+export async function listDomains(uri?: string): Promise<DomainSnapshot[]> {
+  const h = await connect(uri)
+  const domains = await call('list', () => h.connectListAllDomains(), uri)
   const read = await Promise.all(domains.map(async (d): Promise<DomainSnapshot | undefined> => {
     try {
       const [name, info, xml] = await Promise.all([d.getName(), d.getInfo(), d.getXMLDesc(VIR_DOMAIN_XML_INACTIVE)])
@@ -211,7 +217,7 @@ export async function listDomains(): Promise<DomainSnapshot[]> {
       return { name, state, xml, ...(active ? { liveXml: await d.getXMLDesc(0) } : {}) }
     } catch (e) {
       if (isNoDomain(e)) return undefined
-      throw libvirtError('list', e)
+      throw libvirtError('list', e, uri)
     }
   }))
   return read.filter((x): x is DomainSnapshot => Boolean(x))
@@ -222,17 +228,18 @@ export async function setLifecycleAction(name: string, type: 'poweroff' | 'reboo
   await run(virsh(), ['set-lifecycle-action', name, type, action, '--live', '--config'], { privileged: true })
 }
 
-const virsh = (): string[] => [...words(process.env.VIRSH || 'virsh'), '-c', libvirtUri()]
+/** virsh on `uri` (default: the local connection). */
+export const virsh = (uri = libvirtUri()): string[] => [...words(process.env.VIRSH || 'virsh'), '-c', uri]
 
 /** Undefines the domain and removes its NVRAM file (the binding has no flags for that). */
-export async function undefineWithNvram(name: string): Promise<void> {
-  if (!(await lookup(name))) return
-  await run(virsh(), ['undefine', '--nvram', name], { privileged: true })
+export async function undefineWithNvram(name: string, uri?: string): Promise<void> {
+  if (!(await lookup(name, uri))) return
+  await run(virsh(uri), ['undefine', '--nvram', name], { privileged: true })
 }
 
 /** Attaches the terminal to the serial console. */
-export async function attachConsole(name: string): Promise<number> {
-  return runInteractive(virsh(), ['console', name])
+export async function attachConsole(name: string, uri?: string): Promise<number> {
+  return runInteractive(virsh(uri), ['console', name])
 }
 
 /** Names of the host's libvirt networks (active or not), or undefined if virsh cannot list them. */
@@ -254,9 +261,9 @@ export async function userNetBackendTypes(virtType: string, arch: string): Promi
 }
 
 /** IPv4 addresses of a running domain: DHCP leases of libvirt networks, else the guest agent. */
-export async function domainIPv4(name: string): Promise<string[]> {
+export async function domainIPv4(name: string, uri?: string): Promise<string[]> {
   for (const source of ['lease', 'agent']) {
-    const r = await tryRun(virsh(), ['domifaddr', name, '--source', source]).catch(() => undefined)
+    const r = await tryRun(virsh(uri), ['domifaddr', name, '--source', source]).catch(() => undefined)
     if (!r || r.exitCode !== 0) continue
     const ips = [...r.stdout.matchAll(/\bipv4\s+(\d+\.\d+\.\d+\.\d+)\//g)].map((m) => m[1]!).filter((ip) => !ip.startsWith('127.'))
     if (ips.length) return ips

@@ -8,6 +8,7 @@ import { UserError } from '../errors.js'
 import { nameArg } from '../flags.js'
 import { vmFiles } from '../repo.js'
 import { assertName } from '../machines/repository.js'
+import { remoteConsoleLog, remoteMachine } from '../services/remote-vm.js'
 
 export default class Console extends BaseCommand<typeof Console> {
   static override summary = "Attach to a VM's serial console (virsh console), or print its console log with --log"
@@ -24,10 +25,13 @@ export default class Console extends BaseCommand<typeof Console> {
 
   async run(): Promise<{ name: string; log?: string }> {
     const name = vmName(this.args.name)
+    // A VM on a remote host: its console log is read there, its console attached over its URI.
+    const remote = await remoteMachine(this.paths(), name)
     if (this.flags.log) {
       const file = vmFiles(this.paths(), name).console
-      if (!existsSync(file)) throw new UserError(`machine ${name}: no console log yet at ${file}`, `Start it: fleet start-vm ${name}`)
-      let text = await readFile(file, 'utf8')
+      const remoteText = remote ? await remoteConsoleLog(remote) : undefined
+      if (remote ? remoteText === undefined : !existsSync(file)) throw new UserError(`machine ${name}: no console log yet${remote ? ` on ${remote.host}` : ` at ${file}`}`, `Start it: fleet start-vm ${name}`)
+      let text = remoteText ?? await readFile(file, 'utf8')
       if (this.flags.tail) text = text.split('\n').slice(-this.flags.tail - 1).join('\n')
       if (!this.jsonEnabled()) process.stdout.write(text)
       return { name, log: text }
@@ -35,7 +39,7 @@ export default class Console extends BaseCommand<typeof Console> {
     if (this.jsonEnabled()) throw new UserError('--json needs --log: an attached console is interactive')
     if (!process.stdin.isTTY) throw new UserError(`machine ${name}: attaching to the console needs a terminal`, `Use \`fleet console ${name} --log\` to print the log.`)
     this.progress('Attached to the serial console; leave with Ctrl-]')
-    process.exitCode = await attachConsole(name)
+    process.exitCode = await attachConsole(name, remote?.host)
     return { name }
   }
 }

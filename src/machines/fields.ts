@@ -4,6 +4,7 @@
 import { fingerprint } from '../adapters/ssh-keygen.js'
 import { ARCHES, DEFAULTS, type Arch } from './model.js'
 import * as v from './validate.js'
+import { checkHostUri } from '../hosts/host-uri.js'
 
 /** Everything a new machine can be given; flags and prompts both produce this. */
 export interface NewMachineSpec {
@@ -20,6 +21,8 @@ export interface NewMachineSpec {
   udpPorts: string[]
   adminKeys: string[]
   userKeys: string[]
+  /** The libvirt URI of the host the VM runs on; '' is this host (--connect / LIBVIRT_DEFAULT_URI). */
+  host: string
 }
 
 export type FieldKey = keyof NewMachineSpec
@@ -71,6 +74,7 @@ export function defaultSpec(): NewMachineSpec {
     udpPorts: [],
     adminKeys: [],
     userKeys: [],
+    host: '',
   }
 }
 
@@ -115,6 +119,9 @@ export const FIELDS = [
     prompt: 'SSH keys for the admin user', check: (keys) => checkKeys('admin', keys) }),
   field({ key: 'userKeys', flag: 'user-key', kind: 'keys', group: 'IDENTITY', required: false,
     description: 'SSH public key (file or key text) for the plain user (repeatable)', prompt: 'SSH keys for the plain user', check: (keys) => checkKeys('user', keys) }),
+  field({ key: 'host', flag: 'libvirt-host', kind: 'text', group: 'HARDWARE', required: false,
+    description: 'libvirt URI of the host the VM runs on, e.g. qemu+ssh://admin@kvm2.example.org/system (empty: this host, as --connect)',
+    prompt: 'libvirt host (a URI such as qemu+ssh://admin@kvm2/system; empty: this host)', check: (h) => checkHostUri(h) }),
 ] satisfies readonly Field[]
 
 /** Flags that can be given more than once (one entry each). */

@@ -23,9 +23,11 @@ export interface MachineJson {
   base: string
   /** Host port on 127.0.0.1 forwarded to the guest's port 22 (user networking only). */
   sshPort?: number
+  /** libvirt URI of the host it runs on (absent: this host, as --connect / LIBVIRT_DEFAULT_URI say). */
+  host?: string
 }
 
-export const MACHINE_FIELDS: readonly (keyof MachineJson)[] = ['memory', 'vcpus', 'varSize', 'network', 'mac', 'uuid', 'arch', 'base', 'sshPort']
+export const MACHINE_FIELDS: readonly (keyof MachineJson)[] = ['memory', 'vcpus', 'varSize', 'network', 'mac', 'uuid', 'arch', 'base', 'sshPort', 'host']
 
 /** A loaded, validated machine. */
 export interface Machine extends MachineJson {

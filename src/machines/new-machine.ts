@@ -84,6 +84,7 @@ export async function writeNewMachine(paths: Paths, name: string, spec: NewMachi
     arch: spec.arch,
     base: spec.base,
     ...(spec.network === 'user' ? { sshPort: allocateSshPort(new Set([...others.flatMap((m) => (m.sshPort ? [m.sshPort] : [])), ...listeningTcpPorts()])) } : {}),
+    ...(spec.host ? { host: spec.host } : {}),
   }
   const tmp = await mkdtemp(join(paths.machines, `.${name}.new-`))
   let hostKey: Buffer | undefined

@@ -3,6 +3,7 @@
 import { isIP } from 'node:net'
 import { UserError } from '../errors.js'
 import { parseSize } from '../util/units.js'
+import { checkHostUri } from '../hosts/host-uri.js'
 import { ARCHES, MACHINE_FIELDS, type MachineJson } from './model.js'
 
 export type Check<T = string> = (value: T) => string | undefined
@@ -215,6 +216,10 @@ export function validateMachineJson(name: string, file: string, raw: unknown): M
   if (obj.sshPort !== undefined) {
     const badPort = typeof obj.sshPort === 'number' ? checkPort(obj.sshPort) : `sshPort must be a number`
     if (badPort) fail(`sshPort: ${badPort}`)
+  }
+  if (obj.host !== undefined) {
+    const badHost = typeof obj.host === 'string' ? checkHostUri(obj.host) : 'host must be a string (a libvirt URI)'
+    if (badHost) fail(badHost)
   }
   return obj as unknown as MachineJson
 }

@@ -31,6 +31,7 @@ import { startVm } from './lifecycle.js'
 import { manifestOf, writeManifest } from './identity-manifest.js'
 import { findFirmware } from '../firmware.js'
 import { defaultAdminLogin, type AdminLogin } from './login-key.js'
+import { createRemote, remoteHost } from './remote-vm.js'
 import { hostFacts, resolveNewMachineSpec, type NewMachineRequest } from './new-machine-spec.js'
 
 export interface CreateVmResult {
@@ -94,8 +95,10 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
   const { base: channel, arch } = spec ?? existing!
   const image = await resolveChannel(paths, channel, name, arch)
   findFirmware(arch) // fail before touching anything if there is no firmware
+  // A VM on a remote host: its disks are volumes there (remote-vm.ts), nothing under vms/ here.
+  const remote = remoteHost(spec ?? existing!)
   // qemu's user must reach the disks, or the VM would only fail at start with "Permission denied".
-  if (!ctx.dryRun) await (batch.reach ??= checkQemuCanReach([paths.images, paths.vms]))
+  if (!ctx.dryRun && !remote) await (batch.reach ??= checkQemuCanReach([paths.images, paths.vms]))
   if (spec && login?.created && !ctx.dryRun) {
     login = await defaultAdminLogin(paths, false)
     spec.adminKeys = [login.key]
@@ -153,7 +156,7 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
     if (isNew && existsSync(dir)) throw new UserError(`machine ${name}: ${dir} was created by another fleet process meanwhile; nothing was changed`, `Look at it, then \`fleet create-vm ${name}\` uses it as it is.`)
     await checkNothingThere(name, files)
     const oldXml = existsSync(result.xml) ? await readFile(result.xml, 'utf8') : undefined
-    const scratch = await makeScratch(paths, `create-${name}`)
+    const scratch = remote ? undefined : await makeScratch(paths, `create-${name}`)
     const data: CreateData = { newDefinition: Boolean(spec), xmlBefore: oldXml ?? null, consoleBefore: existsSync(files.console), varBefore: existsSync(files.var), dirBefore: existsSync(files.dir) }
     const intent = await beginIntent(paths, vmTarget(name), 'create', 'started', data)
     try {
@@ -169,6 +172,20 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
       const machine = existing ?? await loadMachine(paths, name)
       // A new machine's host key is at hand (only its .age is on disk): no need to decrypt it.
       const identity = existingIdentity ?? await readIdentity(machine, ctx.keyring, written?.hostKey ? new Map([['ssh_host_ed25519_key', written.hostKey]]) : undefined)
+      if (remote) {
+        step('create:remote')
+        // Shared store lock: gc cannot delete the image while it is shipped to the host.
+        const made = await withStore(ctx, 'shared', async () => {
+          const now = await resolveChannel(paths, channel, name, arch)
+          result.baseDigest = now.digest
+          return createRemote(ctx, machine, identity, now, opts.start)
+        })
+        await writeFileAtomic(result.xml, made.xml)
+        Object.assign(result, { boot: made.boot, var: made.var, varReused: made.varReused, defined: true, started: opts.start })
+        step('create:commit')
+        await intent.done()
+        return result
+      }
       // vms/ and vms/NAME/: root and qemu's group only (0710), see services/permissions.ts.
       await makeVmDirs(paths.vms, name)
       step('create:boot-overlay')
@@ -188,10 +205,10 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
       if (data.varBefore) {
         // The /var disk destroy-vm kept: its data stays, its identity is made to match machines/NAME.
         result.varReused = true
-        await task(ctx.log, `Reusing the kept /var disk ${files.var}; resyncing its identity`, () => resyncIdentity([{ file: files.var, identity }], scratch.dir, ctx.log))
+        await task(ctx.log, `Reusing the kept /var disk ${files.var}; resyncing its identity`, () => resyncIdentity([{ file: files.var, identity }], scratch!.dir, ctx.log))
       } else {
         await task(ctx.log, `Creating /var disk (${machine.varSize}, ${varDiskMethod()}) with identity`,
-          () => createVarDisk(files.var, machine.varSizeBytes, identity, varDiskMethod(), scratch.dir))
+          () => createVarDisk(files.var, machine.varSizeBytes, identity, varDiskMethod(), scratch!.dir))
       }
       await writeManifest(files.dir, manifestOf(identity))
       t('varDisk', t0)
@@ -225,7 +242,7 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
       if (!undo.leftBehind.length) await intent.done()
       throw new RolledBack(e, undo)
     } finally {
-      await scratch.remove()
+      await scratch?.remove()
     }
   })
 }

@@ -16,6 +16,7 @@ import { currentBaseDigest, machineDomain, machineXml, writeXml } from './domain
 import { diffDomain, LIFECYCLE_FIELDS } from '../xml/diff-domain.js'
 import { parseDomainModel } from '../xml/parse-domain.js'
 import { assertOwned } from './ownership.js'
+import { destroyRemote, remoteMachine, startRemote, stopRemoteLocked } from './remote-vm.js'
 
 /** --adopt: act on a libvirt domain of that name even if this fleet does not own it (see ownership.ts); default ctx.adopt. */
 export interface AdoptOption {
@@ -126,14 +127,16 @@ export async function startVm(ctx: FleetContext, name: VmName, opts: AdoptOption
 
 /** `fleet start-vm`: startVm under the VM's lock, after resolving an interrupted operation on it. */
 export async function startVmLocked(ctx: FleetContext, name: VmName, opts: AdoptOption = {}): Promise<StateChange> {
+  const remote = await remoteMachine(ctx.paths, name)
+  if (remote) return locked(ctx, name, async () => ({ name, ...(await startRemote(ctx, remote)), dryRun: ctx.dryRun }))
   return locked(ctx, name, () => startVm(ctx, name, opts))
 }
 
 /** Waits until the domain is off; true if it got there within `timeoutMs`. */
-export async function waitOff(name: string, timeoutMs: number): Promise<boolean> {
+export async function waitOff(name: string, timeoutMs: number, uri?: string): Promise<boolean> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    if (!(await libvirt.isActive(name))) return true
+    if (!(await libvirt.isActive(name, uri))) return true
     if (Date.now() >= deadline) return false
     await sleep(250)
   }
@@ -141,6 +144,8 @@ export async function waitOff(name: string, timeoutMs: number): Promise<boolean>
 
 /** ACPI shutdown, wait up to `timeoutS`; then destroy if `force`, else a clear error. */
 export async function stopVm(ctx: FleetContext, name: VmName, opts: { timeoutS: number; force: boolean } & AdoptOption): Promise<StateChange & { forced: boolean }> {
+  const remote = await remoteMachine(ctx.paths, name)
+  if (remote) return locked(ctx, name, async () => ({ name, ...(await stopRemoteLocked(ctx, remote, opts.timeoutS, opts.force)), dryRun: ctx.dryRun }))
   return locked(ctx, name, () => stopLocked(ctx, name, opts))
 }
 
@@ -190,6 +195,8 @@ async function vmDirInside(paths: Paths, name: VmName): Promise<string> {
 
 /** Power off, undefine (with NVRAM), delete the boot overlay; /var stays unless deleteData. Refuses a domain this fleet does not own (unless adopt). */
 export async function destroyVm(ctx: FleetContext, name: VmName, opts: { deleteData: boolean; timeoutS: number } & AdoptOption): Promise<DestroyResult> {
+  const remote = await remoteMachine(ctx.paths, name)
+  if (remote) return locked(ctx, name, async () => ({ name, ...(await destroyRemote(ctx, remote, opts.deleteData, opts.timeoutS)), dryRun: ctx.dryRun }))
   const files = vmFiles(ctx.paths, name)
   const dir = await vmDirInside(ctx.paths, name)
   // What would go, read inside the lock (a dry run takes none).

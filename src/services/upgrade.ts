@@ -17,6 +17,8 @@ import * as qemuImg from '../adapters/qemu-img.js'
 import { UserError } from '../errors.js'
 import type { Machine } from '../machines/model.js'
 import { listMachineNames, loadMachine, readIdentity } from '../machines/repository.js'
+import { remoteMachine } from './remote-vm.js'
+import { upgradeRemoteVms } from './remote-upgrade.js'
 import { vmName, vmNames, type VmName } from '../name.js'
 import { beginIntent, vmTarget, type IntentHandle } from '../ops/intent.js'
 import { finishSwap, nextOverlay, previousOverlay } from '../ops/overlays.js'
@@ -94,6 +96,14 @@ export async function upgrade(ctx: FleetContext, names: string[], opts: UpgradeO
   if (opts.keep !== undefined && (!Number.isInteger(opts.keep) || opts.keep < 1)) throw new UserError(`--keep ${opts.keep}: must be a whole number of rollback points, at least 1`)
   const list = opts.all ? (await listMachineNames(ctx.paths)).map(vmName) : vmNames(names)
   if (!list.length) throw new UserError(opts.all ? `no machines in ${ctx.paths.machines}` : 'name the machines to upgrade, or pass --all')
+  // VMs on remote hosts go their own way (remote-upgrade.ts); the rest as below.
+  const remote = (await Promise.all(list.map((n) => remoteMachine(ctx.paths, n)))).filter((m): m is Machine => m !== undefined)
+  if (remote.length) {
+    const done = await upgradeRemoteVms(ctx, remote, opts)
+    const rest = list.filter((n) => !remote.some((m) => m.name === n))
+    const local = rest.length ? await upgrade(ctx, rest, { ...opts, all: false }) : undefined
+    return { dryRun: ctx.dryRun, health: describeHealth(check), maxUnavailable, timings: local?.timings ?? {}, vms: [...done, ...(local?.vms ?? [])], ...(local?.stopped ? { stopped: local.stopped } : {}) }
+  }
   await recoverFirst(ctx, list)
   const timings: Record<string, number> = {}
   const base = { health: describeHealth(check), maxUnavailable, timings }

@@ -34,7 +34,8 @@ export interface Os {
   arch: 'x86_64' | 'aarch64'
   machine: 'q35' | 'virt'
   loader: { path: string; readonly: true; type: 'pflash'; secure: boolean }
-  nvram: { path: string; template: string }
+  /** No path: libvirt keeps the NVRAM in its own folder on the host (remote hosts). */
+  nvram: { path?: string; template: string }
   boot: 'hd'
 }
 

@@ -91,7 +91,7 @@ export function domainTree(d: Domain): Node {
           ...(d.os.arch === 'x86_64' ? { '@_secure': d.os.loader.secure ? 'yes' : 'no' } : {}),
           '#text': d.os.loader.path,
         },
-        nvram: { '@_template': d.os.nvram.template, '#text': d.os.nvram.path },
+        nvram: { '@_template': d.os.nvram.template, ...(d.os.nvram.path ? { '#text': d.os.nvram.path } : {}) },
         boot: { '@_dev': d.os.boot },
       },
       features: { ...(d.features.acpi ? { acpi: empty } : {}), ...(d.features.apic ? { apic: empty } : {}) },

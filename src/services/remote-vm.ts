@@ -1,0 +1,196 @@
+// A VM on a remote libvirt host (machine.json "host" = qemu+ssh://…): its disks are volumes of
+// fleet's pool there (remote-disks.ts), its /var identity is written by e2fsprogs run there
+// (remote-var.ts), its lock is held there (hosts/remote-lock.ts). Fleet keeps only its own
+// records locally (machines/NAME, libvirt/NAME.xml).
+import { dirname } from 'node:path'
+import * as libvirt from '../adapters/libvirt.js'
+import * as pool from '../adapters/storage-pool.js'
+import { tryRunOn } from '../adapters/remote-shell.js'
+import { UserError } from '../errors.js'
+import { isRemote, vmHost } from '../hosts/host-uri.js'
+import { withRemoteLock } from '../hosts/remote-lock.js'
+import type { Machine } from '../machines/model.js'
+import { loadMachine } from '../machines/repository.js'
+import type { Paths } from '../repo.js'
+import type { StoredImage } from '../store/images.js'
+import { waitOff } from './lifecycle.js'
+import { serializeDomain } from '../xml/serialize.js'
+import type { FleetContext } from './context.js'
+import { machineDomain } from './domain-xml.js'
+import { bootVolume, ensureBootVolume, isBootOf, shipBase, varVolume, vmVolumes, type RemoteHost } from './remote-disks.js'
+import { createRemoteVar, resyncRemoteVar } from './remote-var.js'
+
+/** The machine's host if it is a remote one. */
+export function remoteHost(m: Pick<Machine, 'host'>): RemoteHost | undefined {
+  const h = vmHost(m.host)
+  return isRemote(h) ? h : undefined
+}
+
+export const consoleLogName = (name: string) => `${name}.console.log`
+
+/** The domain XML of a remote VM: its disks are the pool's volumes, its NVRAM in libvirt's own folder there. */
+async function remoteXml(ctx: FleetContext, m: Machine, digest: string, boot: pool.Volume, varPath: string): Promise<string> {
+  const d = await machineDomain(ctx, m, digest)
+  d.os.nvram = { template: d.os.nvram.template }
+  d.devices.disks = [
+    { source: boot.path, target: 'vda', readonly: true, driverType: 'qcow2' },
+    { source: varPath, target: 'vdb', readonly: false, driverType: 'raw' },
+  ]
+  d.devices.serial = { log: `${dirname(varPath)}/${consoleLogName(m.name)}` }
+  return serializeDomain(d)
+}
+
+/** ACPI shutdown, then power off after `timeoutS` if `force` (else a clear error). */
+export async function stopRemote(ctx: FleetContext, m: Machine, host: RemoteHost, timeoutS: number, force: boolean): Promise<boolean> {
+  if (!(await libvirt.isActive(m.name, host.uri))) return false
+  ctx.log(`Shutting down ${m.name} on ${host.ssh.host} (ACPI, up to ${timeoutS} s)`)
+  await libvirt.shutdown(m.name, host.uri)
+  if (await waitOff(m.name, timeoutS * 1000, host.uri)) return false
+  if (!force) throw new UserError(`machine ${m.name}: still running ${timeoutS}s after the ACPI shutdown request`, 'Wait longer with --timeout, or pass --force to power it off.')
+  await libvirt.destroy(m.name, host.uri)
+  return true
+}
+
+export interface RemoteCreated {
+  boot: string
+  var: string
+  varReused: boolean
+  xml: string
+}
+
+/**
+ * Creates the VM on its host under the host-side lock: base shipped (once per digest), boot
+ * overlay volume, /var volume with identity (a kept one is reused and resynced), define, start.
+ * A failure removes the volumes and domain this run made.
+ */
+export async function createRemote(ctx: FleetContext, m: Machine, identity: Map<string, Buffer>, image: StoredImage, start: boolean): Promise<RemoteCreated> {
+  const host = remoteHost(m)!
+  return withRemoteLock(host.ssh, m.name, async () => {
+    if (await libvirt.domainState(m.name, host.uri)) throw new UserError(`machine ${m.name}: a libvirt domain named ${m.name} already exists on ${host.uri}`, `Use \`fleet start-vm ${m.name}\`, or \`fleet destroy-vm ${m.name}\` first (it keeps /var).`)
+    const made: string[] = []
+    let defined = false
+    try {
+      await shipBase(host, image, ctx.log)
+      const have = await vmVolumes(host, m.name)
+      const bootName = bootVolume(m.name, image.digest)
+      if (!have.boots.includes(bootName)) made.push(bootName)
+      const boot = await ensureBootVolume(host, m.name, image)
+      let varVol = have.var ? await pool.volume(host.uri, have.var) : undefined
+      if (varVol) {
+        ctx.log(`Reusing the kept /var volume ${varVol.name} on ${host.ssh.host}; resyncing its identity`)
+        await resyncRemoteVar(host.ssh, varVol.path, identity)
+      } else {
+        ctx.log(`Creating /var volume (${m.varSize}) with identity on ${host.ssh.host}`)
+        varVol = await pool.createVolume(host.uri, varVolume(m.name), m.varSizeBytes, 'raw')
+        made.push(varVol.name)
+        await createRemoteVar(host.ssh, varVol.path, m.varSizeBytes, identity)
+      }
+      const xml = await remoteXml(ctx, m, image.digest, boot, varVol.path)
+      ctx.log(`Defining domain ${m.name} on ${host.uri}`)
+      await libvirt.defineXml(xml, host.uri)
+      defined = true
+      if (start) {
+        ctx.log(`Starting ${m.name} on ${host.ssh.host}`)
+        await libvirt.start(m.name, host.uri)
+      }
+      return { boot: boot.path, var: varVol.path, varReused: !made.includes(varVol.name), xml }
+    } catch (e) {
+      if (defined) await libvirt.destroy(m.name, host.uri).then(() => libvirt.undefineWithNvram(m.name, host.uri)).catch(() => {})
+      for (const v of made.reverse()) await pool.deleteVolume(host.uri, v).catch(() => {})
+      throw e
+    }
+  })
+}
+
+export async function startRemote(ctx: FleetContext, m: Machine): Promise<{ before: string; after: string }> {
+  const host = remoteHost(m)!
+  return withRemoteLock(host.ssh, m.name, async () => {
+    const before = await libvirt.domainState(m.name, host.uri)
+    if (!before) throw new UserError(`machine ${m.name}: no libvirt domain of that name is defined on ${host.uri}`, `Create it with \`fleet create-vm ${m.name}\`.`)
+    if (before !== 'running' && !ctx.dryRun) {
+      ctx.log(`Starting ${m.name} on ${host.ssh.host}`)
+      await libvirt.start(m.name, host.uri)
+    }
+    return { before, after: ctx.dryRun ? 'running' : ((await libvirt.domainState(m.name, host.uri)) ?? 'unknown') }
+  })
+}
+
+export async function stopRemoteLocked(ctx: FleetContext, m: Machine, timeoutS: number, force: boolean): Promise<{ before: string; after: string; forced: boolean }> {
+  const host = remoteHost(m)!
+  return withRemoteLock(host.ssh, m.name, async () => {
+    const before = await libvirt.domainState(m.name, host.uri)
+    if (!before) throw new UserError(`machine ${m.name}: no libvirt domain of that name is defined on ${host.uri}`)
+    const forced = ctx.dryRun ? false : await stopRemote(ctx, m, host, timeoutS, force)
+    return { before, after: ctx.dryRun ? 'shut off' : ((await libvirt.domainState(m.name, host.uri)) ?? 'unknown'), forced }
+  })
+}
+
+/** Power off, undefine (with NVRAM), delete the boot overlays; the /var volume (and console log) only with deleteData. */
+export async function destroyRemote(ctx: FleetContext, m: Machine, deleteData: boolean, timeoutS: number): Promise<{ removed: string[]; kept: string[] }> {
+  const host = remoteHost(m)!
+  return withRemoteLock(host.ssh, m.name, async () => {
+    const state = await libvirt.domainState(m.name, host.uri)
+    const vols = await vmVolumes(host, m.name)
+    const deletes = [...vols.boots, ...(deleteData && vols.var ? [vols.var] : [])]
+    if (!state && !vols.boots.length && !vols.var) throw new UserError(`machine ${m.name}: nothing to destroy on ${host.uri} (no domain, no volumes)`)
+    const removed = [...(state ? [`domain ${m.name} on ${host.uri}`] : []), ...deletes.map((v) => `volume ${v} on ${host.ssh.host}`)]
+    const kept = !deleteData && vols.var ? [`volume ${vols.var} on ${host.ssh.host}`] : []
+    if (ctx.dryRun) return { removed, kept }
+    if (state) {
+      await stopRemote(ctx, m, host, timeoutS, true)
+      await libvirt.undefineWithNvram(m.name, host.uri)
+    }
+    for (const v of deletes) await pool.deleteVolume(host.uri, v)
+    if (deleteData) {
+      await pool.refreshPool(host.uri)
+      await pool.deleteVolume(host.uri, consoleLogName(m.name))
+    }
+    return { removed, kept }
+  })
+}
+
+/**
+ * Upgrade on the host: the new base shipped, a boot overlay volume on it, the VM stopped, its
+ * /var identity resynced, the domain redefined on the new overlay (the switch: one define), and
+ * started again if it ran. Overlays beyond the current one and `keep - 1` before it are deleted.
+ * Every step can run again: a killed upgrade converges on the next one.
+ */
+export async function upgradeRemote(ctx: FleetContext, m: Machine, identity: Map<string, Buffer>, image: StoredImage, o: { timeoutS: number; force: boolean; keep: number }): Promise<{ from: string; wasRunning: boolean }> {
+  const host = remoteHost(m)!
+  return withRemoteLock(host.ssh, m.name, async () => {
+    const live = await libvirt.domainXml(m.name, true, host.uri)
+    if (!live) throw new UserError(`machine ${m.name}: no libvirt domain of that name is defined on ${host.uri}`, `Create it with \`fleet create-vm ${m.name}\`.`)
+    const from = /<digest>([0-9a-f]{64})<\/digest>/.exec(live)?.[1] ?? 'unknown'
+    await shipBase(host, image, ctx.log)
+    const boot = await ensureBootVolume(host, m.name, image)
+    const varVol = await pool.volume(host.uri, varVolume(m.name))
+    if (!varVol) throw new UserError(`machine ${m.name}: its /var volume ${varVolume(m.name)} is missing on ${host.uri}`)
+    const wasRunning = await libvirt.isActive(m.name, host.uri)
+    await stopRemote(ctx, m, host, o.timeoutS, o.force)
+    ctx.log(`Resyncing the identity on ${varVol.name} (e2fsprogs on ${host.ssh.host})`)
+    await resyncRemoteVar(host.ssh, varVol.path, identity)
+    await libvirt.defineXml(await remoteXml(ctx, m, image.digest, boot, varVol.path), host.uri)
+    if (wasRunning) await libvirt.start(m.name, host.uri)
+    // Keep the current overlay and the newest `keep - 1` others (rollback points), by the volume's base in the old XML first.
+    const others = (await vmVolumes(host, m.name)).boots.filter((v) => v !== boot.name && isBootOf(m.name, v))
+    const previous = others.filter((v) => live.includes(`/${v}'`) || live.includes(`/${v}"`))
+    const drop = others.filter((v) => !previous.includes(v)).slice(0, Math.max(0, others.length - (o.keep - 1)))
+    for (const v of drop) await pool.deleteVolume(host.uri, v)
+    return { from, wasRunning }
+  })
+}
+
+/** The VM's console log on its host (virtlogd writes it beside the volumes). */
+export async function remoteConsoleLog(m: Machine): Promise<string | undefined> {
+  const host = remoteHost(m)!
+  const v = await pool.volume(host.uri, varVolume(m.name))
+  if (!v) return undefined
+  const r = await tryRunOn(host.ssh, ['cat', '--', `${dirname(v.path)}/${consoleLogName(m.name)}`])
+  return r.exitCode === 0 ? r.stdout : undefined
+}
+
+/** The machine if machines/NAME puts it on a remote host; undefined for a local (or unreadable) definition. */
+export async function remoteMachine(paths: Paths, name: string): Promise<Machine | undefined> {
+  const m = await loadMachine(paths, name).catch(() => undefined)
+  return m && remoteHost(m) ? m : undefined
+}

@@ -1,0 +1,142 @@
+// A VM on a second libvirt daemon reachable only through qemu+ssh:// on 127.0.0.1 (the session
+// daemon of another local user, behind an sshd the test starts): fleet creates, boots (TCG),
+// upgrades and destroys it there; the guest prints its own identity; the local state directory
+// holds nothing of it but fleet's records; and no disk operation for it touches a local path
+// (every file syscall of fleet and its children is traced).
+import { execa } from 'execa'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { FLEET, fleet, sandbox } from '../helpers/fleet.js'
+import { buildTestImage, tail } from '../helpers/guest.js'
+import { libvirtMissing } from '../helpers/libvirt-required.js'
+import { startRemoteHost, type RemoteHost } from '../helpers/remote-host.js'
+
+const sb = sandbox()
+const vm = sb.name('far')
+let host: RemoteHost
+
+/** fleet under strace: every file syscall of it and its children, one line each. */
+async function traced(args: string[], tag: string): Promise<{ code: number; stderr: string; files: string[] }> {
+  const out = join(sb.dir, `strace-${tag}.txt`)
+  const r = await execa('strace', ['-f', '-qq', '-e', 'trace=%file', '-o', out, FLEET, ...args], { env: sb.env, reject: false, timeout: 600_000 })
+  return { code: r.exitCode ?? -1, stderr: String(r.stderr), files: readFileSync(out, 'utf8').split('\n') }
+}
+
+/** Syscalls that would be a disk operation of the VM on this machine: any path of its own, a disk image, a scratch folder. */
+function localDiskTouches(lines: string[]): string[] {
+  const store = join(sb.state, 'images')
+  // Opening, creating, renaming, deleting or changing a file (an existence probe is not a disk operation; execve's argv is not a path).
+  const op = /^\d+ (open|openat|openat2|creat|mkdir|mkdirat|rename|renameat|renameat2|unlink|unlinkat|rmdir|truncate|chmod|fchmodat|chown|fchownat|lchown|link|linkat|symlink|symlinkat|mknod|mknodat|utimensat)\(/
+  return lines.filter((l) => {
+    if (!op.test(l)) return false
+    const paths = [...l.matchAll(/"([^"]*)"/g)].map((m) => m[1]!)
+    return paths.some((p) => {
+      if (p.startsWith(join(sb.state, 'vms')) || p.startsWith(join(sb.state, 'tmp'))) return true
+      // The staging folders and files the local /var path makes (mkdtemp var-XXXXXX, identity.tar, var.raw).
+      if (/\/var-[A-Za-z0-9]{6}(\/|$)|fleet-var|identity\.tar$|\.raw$|\.fd$/.test(p)) return true
+      if (/\.qcow2$/.test(p)) return !(p.startsWith(store) && /O_RDONLY/.test(l) && !/O_CREAT|O_WRONLY|O_RDWR/.test(l)) // only the store image is read (to ship it)
+      return false
+    })
+  })
+}
+
+async function consoleText(): Promise<string> {
+  const r = await fleet(sb, ['console', vm, '--log'])
+  return r.code === 0 ? r.stdout.replace(/\r/g, '') : ''
+}
+
+async function waitMarker(count: number, ms = 240_000): Promise<Record<string, string>> {
+  const end = Date.now() + ms
+  for (;;) {
+    const log = await consoleText()
+    const found = [...log.matchAll(/^FLEET-TEST-MARKER (.*)$/gm)]
+    if (found.length >= count) return Object.fromEntries(found[count - 1]![1]!.trim().split(' ').map((kv) => kv.split('=') as [string, string]))
+    if (Date.now() > end) throw new Error(`no marker #${count}\n${tail(log)}`)
+    await sleep(1000)
+  }
+}
+
+describe.skipIf(libvirtMissing)('a VM on a remote libvirt host (qemu+ssh:// on loopback)', () => {
+  beforeAll(async () => {
+    host = await startRemoteHost(join(sb.dir, 'remote'))
+    await buildTestImage(join(sb.dir, 'v1.qcow2'), { version: 'v1' })
+    await buildTestImage(join(sb.dir, 'v2.qcow2'), { version: 'v2' })
+    const r = await fleet(sb, ['image', 'import', join(sb.dir, 'v1.qcow2'), '--name', 'base'])
+    expect(r.code, r.stderr).toBe(0)
+  }, 300_000)
+  afterAll(async () => {
+    if (host) {
+      await host.virsh(['destroy', vm])
+      await host.virsh(['undefine', '--nvram', vm])
+      const vols = (await host.virsh(['vol-list', '--pool', 'fleet'])).stdout.split('\n').map((l) => l.trim().split(/\s+/)[0] ?? '')
+      for (const v of vols.filter((x) => x.startsWith(vm))) await host.virsh(['vol-delete', '--pool', 'fleet', v])
+      await host.stop()
+    }
+    sb.cleanup()
+  })
+
+  it('the local-disk check itself flags what the local path does', () => {
+    const touches = localDiskTouches([
+      `1 openat(AT_FDCWD, "${join(sb.state, 'vms', vm, 'var.qcow2')}", O_RDWR|O_CREAT|O_CLOEXEC, 0600) = 3`,
+      `2 mkdir("${join(sb.state, 'tmp', 'create-x', 'var-AbC123')}", 0700) = 0`,
+      `3 openat(AT_FDCWD, "${join(sb.state, 'images', 'a.qcow2')}", O_RDONLY|O_CLOEXEC) = 3`,
+      `4 access("${join(sb.state, 'vms', vm)}", F_OK) = -1 ENOENT (No such file or directory)`,
+    ])
+    expect(touches.map((l) => l.split(' ')[0])).toEqual(['1', '2'])
+  })
+
+  it('refuses a bad host URI naming the machine and the value, exit 2, nothing written', async () => {
+    const bad = sb.name('bad')
+    const r = await fleet(sb, ['create-vm', bad, '--libvirt-host', 'http://example.org/system', '--yes'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain(bad)
+    expect(r.stderr).toContain('http://example.org/system')
+    expect(existsSync(join(sb.repo, 'machines', bad))).toBe(false)
+  })
+
+  it('creates, boots, upgrades and destroys it there; nothing of it is local; no local disk path is touched', async () => {
+    let t0 = performance.now()
+    const c = await traced(['create-vm', vm, '--libvirt-host', host.uri, '--network', 'none', '--memory', '512M', '--var-size', '256M', '--yes', '--start'], 'create')
+    expect(c.code, c.stderr).toBe(0)
+    console.log(`remote create-vm --start: ${Math.round(performance.now() - t0)} ms`)
+    expect(localDiskTouches(c.files), 'create touched local disk paths').toEqual([])
+    expect(JSON.parse(readFileSync(join(sb.repo, 'machines', vm, 'machine.json'), 'utf8')).host).toBe(host.uri)
+    // The domain is on the remote daemon only.
+    expect((await host.virsh(['domstate', vm])).code).toBe(0)
+    expect((await execa('virsh', ['-c', 'qemu:///system', 'domstate', vm], { reject: false })).exitCode).not.toBe(0)
+    const m1 = await waitMarker(1)
+    expect(m1['machine-id']).toBe(readFileSync(join(sb.repo, 'machines', vm, 'machine-id'), 'utf8').trim())
+    expect(m1.hostname).toBe(vm)
+    expect(m1.version).toBe('v1')
+    // Nothing of it in the local state directory: no vms/NAME, no disk image but the store's.
+    expect(existsSync(join(sb.state, 'vms', vm))).toBe(false)
+    const images = readdirSync(sb.state, { recursive: true }).map(String).filter((f) => /\.(qcow2|raw|fd)$/.test(f))
+    expect(images.every((f) => f.startsWith('images/'))).toBe(true)
+    // The vol lives in the remote user's pool.
+    const vols = (await host.virsh(['vol-list', '--pool', 'fleet'])).stdout
+    expect(vols).toContain(`${vm}.var.raw`)
+    expect(vols).toMatch(/base-[0-9a-f]{64}\.qcow2/)
+
+    const imp = await fleet(sb, ['image', 'import', join(sb.dir, 'v2.qcow2'), '--name', 'base'])
+    expect(imp.code, imp.stderr).toBe(0)
+    t0 = performance.now()
+    const u = await traced(['upgrade', vm, '--force', '--timeout', '60'], 'upgrade')
+    expect(u.code, u.stderr).toBe(0)
+    console.log(`remote upgrade: ${Math.round(performance.now() - t0)} ms`)
+    expect(localDiskTouches(u.files), 'upgrade touched local disk paths').toEqual([])
+    const st = await traced(['start-vm', vm], 'start')
+    expect(st.code, st.stderr).toBe(0)
+    const m2 = await waitMarker(2)
+    expect(m2.version).toBe('v2')
+    expect(m2['machine-id']).toBe(m1['machine-id'])
+    expect(m2['data-sha256'], '/var persisted across the upgrade').toBeDefined()
+
+    const d = await traced(['destroy-vm', vm, '--delete-data', '--yes', '--timeout', '30'], 'destroy')
+    expect(d.code, d.stderr).toBe(0)
+    expect(localDiskTouches(d.files), 'destroy touched local disk paths').toEqual([])
+    expect((await host.virsh(['domstate', vm])).code).not.toBe(0)
+    expect((await host.virsh(['vol-list', '--pool', 'fleet'])).stdout).not.toContain(vm)
+  }, 900_000)
+})
