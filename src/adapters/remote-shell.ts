@@ -25,6 +25,9 @@ export function sshArgs(login: SshLogin): string[] {
   ]
 }
 
+/** A ProxyCommand through the host: ssh to it, then -W to the guest's address as seen from there. */
+export const jumpThrough = (login: SshLogin): string[] => ['ssh', ...sshArgs(login).slice(0, -1), '-W', '%h:%p', sshArgs(login).at(-1)!]
+
 const ssh = (login: SshLogin, argv: readonly string[]) => ['ssh', ...sshArgs(login), '--', remoteCommand(argv)]
 
 /** Runs argv on the host; rejects with a ToolError naming the remote command. */

@@ -2,6 +2,7 @@
 // fleet writes from the machine's own public host key (no trust on first use).
 import { words } from '../util/env.js'
 import { runInteractive, tryRun } from './exec.js'
+import { remoteCommand } from './remote-shell.js'
 
 export interface SshTarget {
   host: string
@@ -14,6 +15,8 @@ export interface SshTarget {
   /** No prompts at all (scripts, CI, waiting for boot). */
   batch: boolean
   connectTimeoutS?: number
+  /** The guest is reached through this command (ssh -W %h:%p to its libvirt host): a ProxyCommand, as argv. */
+  proxy?: string[]
 }
 
 function sshCommand(): string[] {
@@ -32,6 +35,8 @@ export function sshArgs(t: SshTarget): string[] {
     '-o', `ConnectTimeout=${t.connectTimeoutS ?? 10}`,
     ...(t.batch ? ['-o', 'BatchMode=yes'] : []),
     ...(t.identity ? ['-i', t.identity, '-o', 'IdentitiesOnly=yes'] : []),
+    // ssh hands ProxyCommand to a shell: every word quoted.
+    ...(t.proxy ? ['-o', `ProxyCommand=${remoteCommand(t.proxy)}`] : []),
     '-p', String(t.port),
     '-l', t.user,
     t.host,

@@ -16,6 +16,10 @@ export default class Gc extends BaseCommand<typeof Gc> {
     if (!this.jsonEnabled()) {
       for (const d of r.deleted) this.log(`${r.dryRun ? 'would delete' : 'deleted'}  ${d.digest.slice(0, 16)}  ${humanSize(d.size)}`)
       for (const k of r.kept) this.log(`kept          ${k.digest.slice(0, 16)}  ${k.reason}`)
+      for (const h of r.hosts) {
+        for (const d of h.deleted) this.log(`${r.dryRun ? 'would delete' : 'deleted'}  ${d.slice(0, 16)}  on ${h.host}`)
+        if (h.error) this.log(`not collected on ${h.host}: ${h.error}`)
+      }
     }
     return r
   }

@@ -14,7 +14,7 @@ import { loadMachine } from '../machines/repository.js'
 import type { Paths } from '../repo.js'
 import type { StoredImage } from '../store/images.js'
 import { waitOff } from './lifecycle.js'
-import { serializeDomain } from '../xml/serialize.js'
+import { parseDomain, serializeDomain } from '../xml/serialize.js'
 import type { FleetContext } from './context.js'
 import { machineDomain } from './domain-xml.js'
 import { bootVolume, ensureBootVolume, isBootOf, shipBase, varVolume, vmVolumes, type RemoteHost } from './remote-disks.js'
@@ -160,7 +160,8 @@ export async function upgradeRemote(ctx: FleetContext, m: Machine, identity: Map
   return withRemoteLock(host.ssh, m.name, async () => {
     const live = await libvirt.domainXml(m.name, true, host.uri)
     if (!live) throw new UserError(`machine ${m.name}: no libvirt domain of that name is defined on ${host.uri}`, `Create it with \`fleet create-vm ${m.name}\`.`)
-    const from = /<digest>([0-9a-f]{64})<\/digest>/.exec(live)?.[1] ?? 'unknown'
+    const before = parseDomain(live)
+    const from = before.base?.digest ?? 'unknown'
     await shipBase(host, image, ctx.log)
     const boot = await ensureBootVolume(host, m.name, image)
     const varVol = await pool.volume(host.uri, varVolume(m.name))
@@ -171,9 +172,9 @@ export async function upgradeRemote(ctx: FleetContext, m: Machine, identity: Map
     await resyncRemoteVar(host.ssh, varVol.path, identity)
     await libvirt.defineXml(await remoteXml(ctx, m, image.digest, boot, varVol.path), host.uri)
     if (wasRunning) await libvirt.start(m.name, host.uri)
-    // Keep the current overlay and the newest `keep - 1` others (rollback points), by the volume's base in the old XML first.
+    // Keep the current overlay, the one it replaced and others up to `keep` rollback points in all.
     const others = (await vmVolumes(host, m.name)).boots.filter((v) => v !== boot.name && isBootOf(m.name, v))
-    const previous = others.filter((v) => live.includes(`/${v}'`) || live.includes(`/${v}"`))
+    const previous = others.filter((v) => before.disks.some((d) => d.source.endsWith(`/${v}`)))
     const drop = others.filter((v) => !previous.includes(v)).slice(0, Math.max(0, others.length - (o.keep - 1)))
     for (const v of drop) await pool.deleteVolume(host.uri, v)
     return { from, wasRunning }

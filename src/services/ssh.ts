@@ -4,8 +4,10 @@
 import { task, type Log, type Task } from '../util/progress.js'
 import type { VmName } from '../name.js'
 import { existsSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { mkdir, readFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { jumpThrough } from '../adapters/remote-shell.js'
+import { remoteHost } from './remote-vm.js'
 import * as libvirt from '../adapters/libvirt.js'
 import { sshProbe, type SshTarget } from '../adapters/ssh.js'
 import { UserError } from '../errors.js'
@@ -29,8 +31,11 @@ export async function sshTarget(paths: Paths, name: VmName, o: SshOptions): Prom
   if (!existsSync(pubFile)) throw new UserError(`machine ${name}: ${pubFile} is missing, so the host key cannot be verified`)
   const [type, key] = (await readFile(pubFile, 'utf8')).trim().split(/\s+/)
   const files = vmFiles(paths, name)
-  if (!existsSync(files.dir)) throw new UserError(`machine ${name} has no VM yet (${files.dir} is missing)`, `Create it: fleet create-vm ${name} --start`)
-  const state = await libvirt.domainState(name)
+  // A VM on a remote host: asked there, reached through it (its forwards and networks are that host's).
+  const remote = remoteHost(m)
+  if (!remote && !existsSync(files.dir)) throw new UserError(`machine ${name} has no VM yet (${files.dir} is missing)`, `Create it: fleet create-vm ${name} --start`)
+  const uri = remote?.uri
+  const state = await libvirt.domainState(name, uri)
   if (state !== 'running') throw new UserError(`machine ${name} is ${state ?? 'not defined'}, not running`, `Start it: fleet start-vm ${name}`)
 
   let host: string
@@ -42,13 +47,14 @@ export async function sshTarget(paths: Paths, name: VmName, o: SshOptions): Prom
     host = '127.0.0.1'
     port = m.sshPort
   } else {
-    const ips = await libvirt.domainIPv4(name)
+    const ips = await libvirt.domainIPv4(name, uri)
     if (!ips.length) throw new NoAddressYet(`machine ${name}: no IPv4 address on network ${m.network} yet`, 'It may still be booting; try again, or pass --wait SECONDS.')
     host = ips[0]!
   }
-  const knownHosts = join(files.dir, 'known_hosts')
+  const knownHosts = remote ? join(paths.state, 'ssh', `${name}.known_hosts`) : join(files.dir, 'known_hosts')
+  if (remote) await mkdir(dirname(knownHosts), { recursive: true, mode: 0o700 })
   await writeFileAtomic(knownHosts, `${name} ${type} ${key}\n`)
-  return { host, port, user: o.user, alias: name, knownHosts, identity: o.identity ?? (await fleetLoginKey(paths, m.dir, o.user)), batch: o.batch }
+  return { host, port, user: o.user, alias: name, knownHosts, identity: o.identity ?? (await fleetLoginKey(paths, m.dir, o.user)), batch: o.batch, ...(remote ? { proxy: jumpThrough(remote.ssh) } : {}) }
 }
 
 /** fleet's own key pair, when the account's authorized keys hold it (create-vm put it there for want of yours). */

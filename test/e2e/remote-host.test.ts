@@ -8,7 +8,9 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { FLEET, fleet, sandbox } from '../helpers/fleet.js'
+import { jumpThrough } from '../../src/adapters/remote-shell.js'
+import { vmHost } from '../../src/hosts/host-uri.js'
+import { FLEET, fleet, fleetJson, sandbox } from '../helpers/fleet.js'
 import { buildTestImage, tail } from '../helpers/guest.js'
 import { libvirtMissing } from '../helpers/libvirt-required.js'
 import { startRemoteHost, type RemoteHost } from '../helpers/remote-host.js'
@@ -16,6 +18,8 @@ import { startRemoteHost, type RemoteHost } from '../helpers/remote-host.js'
 const sb = sandbox()
 const vm = sb.name('far')
 let host: RemoteHost
+let m1digest = ''
+let m2digest = ''
 
 /** fleet under strace: every file syscall of it and its children, one line each. */
 async function traced(args: string[], tag: string): Promise<{ code: number; stderr: string; files: string[] }> {
@@ -71,7 +75,7 @@ describe.skipIf(libvirtMissing)('a VM on a remote libvirt host (qemu+ssh:// on l
       await host.virsh(['destroy', vm])
       await host.virsh(['undefine', '--nvram', vm])
       const vols = (await host.virsh(['vol-list', '--pool', 'fleet'])).stdout.split('\n').map((l) => l.trim().split(/\s+/)[0] ?? '')
-      for (const v of vols.filter((x) => x.startsWith(vm))) await host.virsh(['vol-delete', '--pool', 'fleet', v])
+      for (const v of vols.filter((x) => x.startsWith(vm) || (m1digest && x.includes(m1digest)) || (m2digest && x.includes(m2digest)))) await host.virsh(['vol-delete', '--pool', 'fleet', v])
       await host.stop()
     }
     sb.cleanup()
@@ -85,6 +89,15 @@ describe.skipIf(libvirtMissing)('a VM on a remote libvirt host (qemu+ssh:// on l
       `4 access("${join(sb.state, 'vms', vm)}", F_OK) = -1 ENOENT (No such file or directory)`,
     ])
     expect(touches.map((l) => l.split(' ')[0])).toEqual(['1', '2'])
+  })
+
+  it('reaches an address only the host sees through the host (the ProxyCommand fleet ssh uses)', async () => {
+    const login = vmHost(host.uri).ssh!
+    // The host's own sshd, as seen from the host: 127.0.0.1:PORT there, entered through the host.
+    const r = await execa('ssh', ['-o', `ProxyCommand=${jumpThrough(login).map((w) => `'${w.replace(/'/g, `'\\''`)}'`).join(' ')}`, '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no',
+      '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-i', host.key, '-p', String(host.port), 'fleetremote@127.0.0.1', '--', 'echo', 'through'], { reject: false })
+    expect(r.exitCode, String(r.stderr)).toBe(0)
+    expect(String(r.stdout).trim()).toBe('through')
   })
 
   it('refuses a bad host URI naming the machine and the value, exit 2, nothing written', async () => {
@@ -107,6 +120,7 @@ describe.skipIf(libvirtMissing)('a VM on a remote libvirt host (qemu+ssh:// on l
     expect((await host.virsh(['domstate', vm])).code).toBe(0)
     expect((await execa('virsh', ['-c', 'qemu:///system', 'domstate', vm], { reject: false })).exitCode).not.toBe(0)
     const m1 = await waitMarker(1)
+    m1digest = (await fleetJson<{ vms: { name: string; baseDigest: string }[] }>(sb, ['list'])).vms.find((v) => v.name === vm)!.baseDigest
     expect(m1['machine-id']).toBe(readFileSync(join(sb.repo, 'machines', vm, 'machine-id'), 'utf8').trim())
     expect(m1.hostname).toBe(vm)
     expect(m1.version).toBe('v1')
@@ -131,12 +145,30 @@ describe.skipIf(libvirtMissing)('a VM on a remote libvirt host (qemu+ssh:// on l
     const m2 = await waitMarker(2)
     expect(m2.version).toBe('v2')
     expect(m2['machine-id']).toBe(m1['machine-id'])
-    expect(m2['data-sha256'], '/var persisted across the upgrade').toBeDefined()
+    expect(m2.boot, '/var persisted across the upgrade (the guest counts its boots there)').toBe(String(Number(m1.boot) + 1))
+    expect(m2['data-sha256'], 'and the data it wrote there').toBe(m1['data-sha256'])
+    // The host's reference counts: the old base still backs the rollback point, the new one the current overlay.
+    const hosts = (await fleetJson<{ hosts: { uri: string; vms: string[]; images: Record<string, number> }[] }>(sb, ['list', '--hosts'])).hosts
+    const far = hosts.find((h) => h.uri === host.uri)!
+    expect(far.vms).toEqual([vm])
+    expect(far.images[m1digest], 'the old base backs the rollback point').toBe(1)
+    const row = (await fleetJson<{ vms: { name: string; host: string; baseDigest: string }[] }>(sb, ['list'])).vms.find((v) => v.name === vm)!
+    expect(row.host).toBe('fleetremote@127.0.0.1:' + host.port + '/session')
+    expect(far.images[row.baseDigest]).toBe(1)
+    m2digest = row.baseDigest
 
     const d = await traced(['destroy-vm', vm, '--delete-data', '--yes', '--timeout', '30'], 'destroy')
     expect(d.code, d.stderr).toBe(0)
     expect(localDiskTouches(d.files), 'destroy touched local disk paths').toEqual([])
     expect((await host.virsh(['domstate', vm])).code).not.toBe(0)
     expect((await host.virsh(['vol-list', '--pool', 'fleet'])).stdout).not.toContain(vm)
+    // gc per host: the old base (no overlay uses it any more, no channel points at it) goes; the channel's stays.
+    const g = await fleetJson<{ hosts: { host: string; deleted: string[] }[] }>(sb, ['gc'])
+    expect(g.hosts).toHaveLength(1)
+    expect(g.hosts[0]!.deleted).toContain(m1digest) // (and what earlier runs left unused there)
+    expect(g.hosts[0]!.deleted).not.toContain(row.baseDigest)
+    const left = (await host.virsh(['vol-list', '--pool', 'fleet'])).stdout
+    expect(left).not.toContain(m1digest)
+    expect(left).toContain(row.baseDigest)
   }, 900_000)
 })

@@ -26,7 +26,7 @@ const open: Terminal[] = []
 /** The settings the first test gives through the prompts. */
 const answered = (): NewMachineSpec => ({
   memory: '768M', vcpus: '2', varSize: '512M', base: 'edge', network: 'user', arch: DEFAULTS.arch, dns: ['1.0.0.1'],
-  hosts: ['10.0.0.5 db', '10.0.0.6 cache cache.lan'], tcpPorts: ['22', '80'], udpPorts: ['53'], adminKeys: [adminKey], userKeys: [userKey],
+  hosts: ['10.0.0.5 db', '10.0.0.6 cache cache.lan'], tcpPorts: ['22', '80'], udpPorts: ['53'], adminKeys: [adminKey], userKeys: [userKey], host: '',
 })
 
 async function fleetAtTerminal(args: string[]): Promise<Terminal> {
@@ -121,6 +121,7 @@ describe.skipIf(libvirtMissing || tmuxMissing)('create-vm prompts at a real term
     await t.type(userKey)
     await t.keys('Enter')
     await answer(t, /^\? Paste another user key/m, '')
+    await answer(t, /^\? libvirt host/m, '')
 
     const sum = await t.waitFor(/^\? Create .* with these settings\?/m)
     expect(sum).toContain(`The same without questions: fleet create-vm ${shellWords([created, ...flagsFor(answered(), defaultSpec())])}\n`)
@@ -177,7 +178,7 @@ describe.skipIf(libvirtMissing || tmuxMissing)('create-vm prompts at a real term
     await answer(t, /^\? DNS servers/m, '')
     await answer(t, /^\? Extra \/etc\/hosts/m, '')
     await answer(t, /^\? TCP ports/m, '22, 8080')
-    for (const q of [/^\? UDP ports/m, /^\? SSH keys for the admin user/m, /^\? Paste another admin key/m, /^\? SSH keys for the plain user/m, /^\? Paste a user key/m]) {
+    for (const q of [/^\? UDP ports/m, /^\? SSH keys for the admin user/m, /^\? Paste another admin key/m, /^\? SSH keys for the plain user/m, /^\? Paste a user key/m, /^\? libvirt host/m]) {
       await t.waitFor(q)
       await t.keys('Enter')
     }
@@ -195,7 +196,7 @@ describe.skipIf(libvirtMissing || tmuxMissing)('create-vm prompts at a real term
     const t = await fleetAtTerminal(['create-vm', declined, '--memory', '1G', '--vcpus', '2', '--network', 'none', '--dns', '9.9.9.9'])
     await t.waitFor(/^\? Size of the \/var disk/m)
     for (const q of [/^\? Size of the \/var disk/m, /^\? Base image channel/m, /^\? Extra \/etc\/hosts/m, /^\? TCP ports/m, /^\? UDP ports/m,
-      /^\? SSH keys for the admin user/m, /^\? Paste another admin key/m, /^\? SSH keys for the plain user/m, /^\? Paste a user key/m]) {
+      /^\? SSH keys for the admin user/m, /^\? Paste another admin key/m, /^\? SSH keys for the plain user/m, /^\? Paste a user key/m, /^\? libvirt host/m]) {
       await t.waitFor(q)
       await t.keys('Enter') // the defaults
     }
