@@ -21,7 +21,7 @@ export const channel = (description: string, alias?: string) =>
 export function fieldFlags() {
   const defaults = defaultSpec()
   return Object.fromEntries((FIELDS as readonly Field[]).map((f) => {
-    const def = f.kind === 'keys' ? '' : formatAnswer(f, defaults[f.key]) || (isMultiple(f) ? '' : 'none')
+    const def = f.kind === 'keys' ? '' : formatAnswer(f, defaults[f.key]) || (isMultiple(f) ? '' : (f.emptyDefault ?? 'none'))
     const opts = { description: f.description + (def ? ` (default ${def})` : ''), helpGroup: f.group, ...(f.alias ? { aliases: [f.alias] } : {}) }
     return [f.flag, isMultiple(f) ? Flags.string({ ...opts, multiple: true }) : Flags.string(opts)]
   })) as Record<string, ReturnType<typeof Flags.string>>

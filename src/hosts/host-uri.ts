@@ -25,7 +25,7 @@ export interface VmHost {
 const LOCAL_SCHEMES = new Set(['qemu', 'qemu+unix'])
 const PARAMS = new Set(['keyfile', 'no_verify', 'known_hosts', 'no_tty', 'sshauth', 'command', 'socket', 'mode', 'proxy', 'name', 'netcat', 'known_hosts_verify'])
 
-/** Why `uri` cannot be a machine's host, or undefined. */
+/** Why `uri` cannot be a machine's host ('' for this host, else a qemu+ssh:// URI), or undefined. */
 export function checkHostUri(uri: string): string | undefined {
   if (uri === '') return undefined
   let u: URL
@@ -37,8 +37,9 @@ export function checkHostUri(uri: string): string | undefined {
   const scheme = u.protocol.replace(/:$/, '')
   const path = u.pathname
   if (path !== '/system' && path !== '/session') return `host "${uri}" must end in /system or /session (a QEMU driver URI)`
-  if (LOCAL_SCHEMES.has(scheme)) return u.hostname ? `host "${uri}": ${scheme}:// has no host name; use qemu+ssh://HOST${path}` : undefined
-  if (scheme !== 'qemu+ssh') return `host "${uri}": only qemu:/// (this host) and qemu+ssh:// (a remote host) are supported, not ${scheme}://`
+  // This host is no URI at all: every command's --connect / LIBVIRT_DEFAULT_URI picks its daemon.
+  if (LOCAL_SCHEMES.has(scheme)) return u.hostname ? `host "${uri}": ${scheme}:// has no host name; use qemu+ssh://HOST${path}` : `host "${uri}" is this host: leave host empty (--connect or LIBVIRT_DEFAULT_URI choose its daemon)`
+  if (scheme !== 'qemu+ssh') return `host "${uri}": only qemu+ssh:// (a remote host) is supported, not ${scheme}:// (empty: this host)`
   if (!u.hostname) return `host "${uri}" names no host after qemu+ssh://`
   for (const k of u.searchParams.keys()) if (!PARAMS.has(k)) return `host "${uri}": unknown URI parameter "${k}"`
   const key = u.searchParams.get('keyfile')
@@ -50,7 +51,6 @@ export function checkHostUri(uri: string): string | undefined {
 export function vmHost(host: string | undefined, env: Env = process.env): VmHost {
   if (!host) return { uri: libvirtUri(env) }
   const u = new URL(host)
-  if (u.protocol !== 'qemu+ssh:') return { uri: host }
   const q = u.searchParams
   return {
     uri: host,

@@ -54,6 +54,8 @@ export interface Field<K extends FieldKey = FieldKey> {
   group: 'HARDWARE' | 'IDENTITY'
   /** The question at a terminal; fields without one are never asked (arch). */
   prompt?: string
+  /** How the help shows an empty default (else "none"). */
+  emptyDefault?: string
   /** Without a terminal and without --yes, a missing required field is an error naming its flag. */
   required: boolean
   /** The one check of the field: a message refuses the value (and re-asks at a prompt). */
@@ -120,7 +122,7 @@ export const FIELDS = [
   field({ key: 'userKeys', flag: 'user-key', kind: 'keys', group: 'IDENTITY', required: false,
     description: 'SSH public key (file or key text) for the plain user (repeatable)', prompt: 'SSH keys for the plain user', check: (keys) => checkKeys('user', keys) }),
   field({ key: 'host', flag: 'libvirt-host', kind: 'text', group: 'HARDWARE', required: false,
-    description: 'libvirt URI of the host the VM runs on, e.g. qemu+ssh://admin@kvm2.example.org/system (empty: this host, as --connect)',
+    description: 'libvirt URI of the remote host the VM runs on, e.g. qemu+ssh://admin@kvm2.example.org/system', emptyDefault: 'this host, as --connect',
     prompt: 'libvirt host (a URI such as qemu+ssh://admin@kvm2/system; empty: this host)', check: (h) => checkHostUri(h) }),
 ] satisfies readonly Field[]
 
