@@ -21,6 +21,7 @@ import { renameDurable, unlinkDurable, writeFileAtomic } from '../util/fsx.js'
 import { Undo } from '../util/undo.js'
 import { rollForwardUpgrade } from '../services/upgrade-switch.js'
 import type { IntentHandle } from './intent.js'
+import { remoteCreateUndo, remoteMachine } from '../services/remote-vm.js'
 import { finishSwap, nextOverlay, previousOverlay, promoteOverlay } from './overlays.js'
 
 export interface CreateData {
@@ -34,6 +35,8 @@ export interface CreateData {
   varBefore: boolean
   /** vms/NAME/ was there before the run (it holds the kept /var disk): not removed. */
   dirBefore?: boolean
+  /** A VM on a remote host: whether its (complete) /var volume was there before the run (then it is kept). */
+  remote?: { varBefore: boolean }
 }
 
 /** The undo of a create-vm: idempotent, and only what exists is listed. */
@@ -57,8 +60,11 @@ export async function undoCreate(ctx: FleetContext, name: VmName, data: CreateDa
   for (const f of [files.boot, files.var, join(files.dir, 'identity.json'), files.nvram, ...(data.consoleBefore ? [] : [files.console])].filter((f) => !kept.includes(f))) {
     if (existsSync(f)) undo.add(f === files.var ? `/var disk ${f}` : f === files.boot ? `boot overlay ${f}` : f, rmFile(f))
   }
+  // On a remote host: what this run made there (read now, while machines/NAME still names the host).
+  const remote = data.remote && (await remoteMachine(paths, name))
+  if (remote) for (const s of await remoteCreateUndo(remote, data.remote!.varBefore)) undo.add(s.what, s.run)
   // Defined by this run: nothing of that name existed when it started (checked under the lock).
-  if (await libvirt.domainState(name)) {
+  else if (await libvirt.domainState(name)) {
     undo.add(`domain ${name}`, async () => {
       await libvirt.destroy(name)
       await libvirt.undefineWithNvram(name)

@@ -32,6 +32,7 @@ import { manifestOf, writeManifest } from './identity-manifest.js'
 import { findFirmware } from '../firmware.js'
 import { defaultAdminLogin, type AdminLogin } from './login-key.js'
 import { createRemote, remoteHost } from './remote-vm.js'
+import { vmVolumes } from './remote-disks.js'
 import { hostFacts, resolveNewMachineSpec, type NewMachineRequest } from './new-machine-spec.js'
 
 export interface CreateVmResult {
@@ -157,7 +158,8 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
     await checkNothingThere(name, files)
     const oldXml = existsSync(result.xml) ? await readFile(result.xml, 'utf8') : undefined
     const scratch = remote ? undefined : await makeScratch(paths, `create-${name}`)
-    const data: CreateData = { newDefinition: Boolean(spec), xmlBefore: oldXml ?? null, consoleBefore: existsSync(files.console), varBefore: existsSync(files.var), dirBefore: existsSync(files.dir) }
+    const data: CreateData = { newDefinition: Boolean(spec), xmlBefore: oldXml ?? null, consoleBefore: existsSync(files.console), varBefore: existsSync(files.var), dirBefore: existsSync(files.dir),
+      ...(remote ? { remote: { varBefore: (await vmVolumes(remote, name)).varComplete } } : {}) }
     const intent = await beginIntent(paths, vmTarget(name), 'create', 'started', data)
     try {
       let t0 = performance.now()

@@ -9,6 +9,10 @@ import * as libvirt from '../adapters/libvirt.js'
 import { UserError } from '../errors.js'
 import type { Machine } from '../machines/model.js'
 import { loadAllMachines, readIdentityFiles } from '../machines/repository.js'
+import { hostLabel } from '../hosts/host-uri.js'
+import { parseDomain } from '../xml/serialize.js'
+import { remoteHost } from './remote-vm.js'
+import type { RemoteHost } from './remote-disks.js'
 import { isVmName, vmName, type VmName } from '../name.js'
 import { readIntent, vmTarget } from '../ops/intent.js'
 import { vmFiles } from '../repo.js'
@@ -91,7 +95,31 @@ function entry(name: string, action: PlanAction, state: string, detail: string, 
   return { name, action, pending: action !== 'in-sync', state, changes: [], needsRestart: false, detail, ...more }
 }
 
+/**
+ * A VM on a remote host, asked there: missing (create), on another base than its channel
+ * (upgrade), else in sync. Its identity and definition drift are not compared (no local manifest).
+ */
+async function planRemote(host: Host, m: Machine, remote: RemoteHost): Promise<PlanEntry> {
+  const where = `on ${hostLabel(remote)}`
+  let xml: string | undefined
+  let state: string
+  try {
+    xml = await libvirt.domainXml(m.name, true, remote.uri)
+    state = (await libvirt.domainState(m.name, remote.uri)) ?? 'not defined'
+  } catch (e) {
+    return entry(m.name, 'broken', 'unreachable', `${where}: ${(e as Error).message.split('\n')[0]}`)
+  }
+  if (!xml) return entry(m.name, 'create', state, `create ${where}: base shipped (once per digest), boot overlay and /var volumes there, define`)
+  const to = host.channels[channelKey(m.base, m.arch)]?.digest
+  if (!to) return entry(m.name, 'broken', state, `base channel "${m.base}" has no ${m.arch} image`)
+  const from = parseDomain(xml).base?.digest ?? 'unknown'
+  if (from !== to) return entry(m.name, 'upgrade', state, `upgrade ${where}: rebase onto ${to.slice(0, 12)}, identity resynced`, { base: { from, to } })
+  return entry(m.name, 'in-sync', state, `${where} (identity and definition drift are not compared for remote hosts)`)
+}
+
 async function planMachine(ctx: FleetContext, host: Host, m: Machine): Promise<PlanEntry> {
+  const remote = remoteHost(m)
+  if (remote) return planRemote(host, m, remote)
   const files = vmFiles(ctx.paths, m.name)
   const dom = host.domains.get(m.name)
   const state = dom?.state ?? 'not defined'

@@ -16,6 +16,8 @@ export const baseMarker = (digest: string) => `base-${digest}.complete`
 /** A boot overlay, named for its base: an upgrade adds one, the domain XML says which is current. */
 export const bootVolume = (name: string, digest: string) => `${name}.boot.${digest.slice(0, 16)}.qcow2`
 export const varVolume = (name: string) => `${name}.var.raw`
+/** Made once the /var filesystem is complete: a /var volume without it is a create killed mid-way (never booted). */
+export const varMarker = (name: string) => `${name}.var.complete`
 export const isBootOf = (name: string, vol: string) => vol.startsWith(`${name}.boot.`) && vol.endsWith('.qcow2')
 
 /** Where the pool lives on the host: libvirt's own image folder of the daemon the URI names. */
@@ -75,10 +77,10 @@ export async function ensureBootVolume(host: RemoteHost, name: string, image: St
 }
 
 /** The VM's volumes on the host (boot overlays, /var disk). */
-export async function vmVolumes(host: RemoteHost, name: string): Promise<{ boots: string[]; var?: string }> {
+export async function vmVolumes(host: RemoteHost, name: string): Promise<{ boots: string[]; var?: string; varComplete: boolean }> {
   await ensureHostPool(host)
   const all = await pool.volumeNames(host.uri)
-  return { boots: all.filter((v) => isBootOf(name, v)), ...(all.includes(varVolume(name)) ? { var: varVolume(name) } : {}) }
+  return { boots: all.filter((v) => isBootOf(name, v)), ...(all.includes(varVolume(name)) ? { var: varVolume(name) } : {}), varComplete: all.includes(varMarker(name)) }
 }
 
 /** Digests of base volumes on the host with how many boot overlays there use each (the host's reference counts). */

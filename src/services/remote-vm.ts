@@ -7,7 +7,7 @@ import * as libvirt from '../adapters/libvirt.js'
 import * as pool from '../adapters/storage-pool.js'
 import { tryRunOn } from '../adapters/remote-shell.js'
 import { UserError } from '../errors.js'
-import { isRemote, vmHost } from '../hosts/host-uri.js'
+import { hostLabel, isRemote, vmHost } from '../hosts/host-uri.js'
 import { withRemoteLock } from '../hosts/remote-lock.js'
 import type { Machine } from '../machines/model.js'
 import { loadMachine } from '../machines/repository.js'
@@ -17,7 +17,7 @@ import { waitOff } from './lifecycle.js'
 import { parseDomain, serializeDomain } from '../xml/serialize.js'
 import type { FleetContext } from './context.js'
 import { machineDomain } from './domain-xml.js'
-import { bootVolume, ensureBootVolume, isBootOf, shipBase, varVolume, vmVolumes, type RemoteHost } from './remote-disks.js'
+import { bootVolume, ensureBootVolume, isBootOf, shipBase, varMarker, varVolume, vmVolumes, type RemoteHost } from './remote-disks.js'
 import { createRemoteVar, resyncRemoteVar } from './remote-var.js'
 
 /** The machine's host if it is a remote one. */
@@ -29,7 +29,7 @@ export function remoteHost(m: Pick<Machine, 'host'>): RemoteHost | undefined {
 export const consoleLogName = (name: string) => `${name}.console.log`
 
 /** The domain XML of a remote VM: its disks are the pool's volumes, its NVRAM in libvirt's own folder there. */
-async function remoteXml(ctx: FleetContext, m: Machine, digest: string, boot: pool.Volume, varPath: string): Promise<string> {
+export async function remoteXmlOn(ctx: FleetContext, m: Machine, digest: string, boot: pool.Volume, varPath: string): Promise<string> {
   const d = await machineDomain(ctx, m, digest)
   d.os.nvram = { template: d.os.nvram.template }
   d.devices.disks = [
@@ -75,7 +75,9 @@ export async function createRemote(ctx: FleetContext, m: Machine, identity: Map<
       const bootName = bootVolume(m.name, image.digest)
       if (!have.boots.includes(bootName)) made.push(bootName)
       const boot = await ensureBootVolume(host, m.name, image)
-      let varVol = have.var ? await pool.volume(host.uri, have.var) : undefined
+      // A /var volume without its marker is what a killed create left (never booted): made again.
+      if (have.var && !have.varComplete) await pool.deleteVolume(host.uri, have.var)
+      let varVol = have.var && have.varComplete ? await pool.volume(host.uri, have.var) : undefined
       if (varVol) {
         ctx.log(`Reusing the kept /var volume ${varVol.name} on ${host.ssh.host}; resyncing its identity`)
         await resyncRemoteVar(host.ssh, varVol.path, identity)
@@ -84,8 +86,10 @@ export async function createRemote(ctx: FleetContext, m: Machine, identity: Map<
         varVol = await pool.createVolume(host.uri, varVolume(m.name), m.varSizeBytes, 'raw')
         made.push(varVol.name)
         await createRemoteVar(host.ssh, varVol.path, m.varSizeBytes, identity)
+        await pool.createVolume(host.uri, varMarker(m.name), 1, 'raw')
+        made.push(varMarker(m.name))
       }
-      const xml = await remoteXml(ctx, m, image.digest, boot, varVol.path)
+      const xml = await remoteXmlOn(ctx, m, image.digest, boot, varVol.path)
       ctx.log(`Defining domain ${m.name} on ${host.uri}`)
       await libvirt.defineXml(xml, host.uri)
       defined = true
@@ -131,7 +135,7 @@ export async function destroyRemote(ctx: FleetContext, m: Machine, deleteData: b
   return withRemoteLock(host.ssh, m.name, async () => {
     const state = await libvirt.domainState(m.name, host.uri)
     const vols = await vmVolumes(host, m.name)
-    const deletes = [...vols.boots, ...(deleteData && vols.var ? [vols.var] : [])]
+    const deletes = [...vols.boots, ...(deleteData && vols.var ? [vols.var] : []), ...(deleteData && vols.varComplete ? [varMarker(m.name)] : [])]
     if (!state && !vols.boots.length && !vols.var) throw new UserError(`machine ${m.name}: nothing to destroy on ${host.uri} (no domain, no volumes)`)
     const removed = [...(state ? [`domain ${m.name} on ${host.uri}`] : []), ...deletes.map((v) => `volume ${v} on ${host.ssh.host}`)]
     const kept = !deleteData && vols.var ? [`volume ${vols.var} on ${host.ssh.host}`] : []
@@ -170,7 +174,7 @@ export async function upgradeRemote(ctx: FleetContext, m: Machine, identity: Map
     await stopRemote(ctx, m, host, o.timeoutS, o.force)
     ctx.log(`Resyncing the identity on ${varVol.name} (e2fsprogs on ${host.ssh.host})`)
     await resyncRemoteVar(host.ssh, varVol.path, identity)
-    await libvirt.defineXml(await remoteXml(ctx, m, image.digest, boot, varVol.path), host.uri)
+    await libvirt.defineXml(await remoteXmlOn(ctx, m, image.digest, boot, varVol.path), host.uri)
     if (wasRunning) await libvirt.start(m.name, host.uri)
     // Keep the current overlay, the one it replaced and others up to `keep` rollback points in all.
     const others = (await vmVolumes(host, m.name)).boots.filter((v) => v !== boot.name && isBootOf(m.name, v))
@@ -194,4 +198,20 @@ export async function remoteConsoleLog(m: Machine): Promise<string | undefined> 
 export async function remoteMachine(paths: Paths, name: string): Promise<Machine | undefined> {
   const m = await loadMachine(paths, name).catch(() => undefined)
   return m && remoteHost(m) ? m : undefined
+}
+
+/** The undo steps of a remote create-vm (killed or failed): its domain there, its boot overlays, and its /var volume unless it was kept from before. */
+export async function remoteCreateUndo(m: Machine, varBefore: boolean): Promise<{ what: string; run: () => Promise<void> }[]> {
+  const host = remoteHost(m)!
+  const vols = await vmVolumes(host, m.name)
+  const varVols = varBefore ? [] : [...(vols.varComplete ? [varMarker(m.name)] : []), ...(vols.var ? [vols.var] : [])]
+  const gone = [...varVols, ...vols.boots]
+  const steps = gone.map((v) => ({ what: `volume ${v} on ${hostLabel(host)}`, run: () => pool.deleteVolume(host.uri, v) }))
+  if (await libvirt.domainState(m.name, host.uri)) {
+    steps.push({ what: `domain ${m.name} on ${host.uri}`, run: async () => {
+      await libvirt.destroy(m.name, host.uri)
+      await libvirt.undefineWithNvram(m.name, host.uri)
+    } })
+  }
+  return steps
 }

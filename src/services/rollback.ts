@@ -21,6 +21,8 @@ import { currentBaseDigest, machineXml, writeXml } from './domain-xml.js'
 import { consoleMark } from './health.js'
 import { waitOff } from './lifecycle.js'
 import { assertOwned } from './ownership.js'
+import { rollbackRemote } from './remote-rollback.js'
+import { remoteMachine } from './remote-vm.js'
 
 export interface RollbackResult {
   name: VmName
@@ -55,6 +57,9 @@ async function look(ctx: FleetContext, name: VmName, opts: RollbackOptions) {
 export async function rollback(ctx: FleetContext, name: VmName, opts: RollbackOptions = {}): Promise<RollbackResult> {
   if (opts.to !== undefined && !/^[0-9a-fA-F]{4,64}$/.test(opts.to)) throw new UserError(`machine ${name}: --to ${JSON.stringify(opts.to)} is not an image digest (4 to 64 hex digits)`, `See the digests with: fleet image list`)
   await recoverFirst(ctx, [name])
+  // A VM on a remote host: its rollback points are volumes there (remote-rollback.ts).
+  const remote = await remoteMachine(ctx.paths, name)
+  if (remote) return { name, ...(await withVms(ctx, [name], () => rollbackRemote(ctx, remote, opts.to))), dryRun: ctx.dryRun }
   if (ctx.dryRun) {
     const { from, to } = await look(ctx, name, opts)
     return { name, baseFrom: from, baseTo: to, dryRun: true }

@@ -46,6 +46,15 @@ function localDiskTouches(lines: string[]): string[] {
   })
 }
 
+/** The test guest powers off after printing its marker. */
+async function waitOff(ms = 120_000): Promise<void> {
+  const end = Date.now() + ms
+  while ((await host.virsh(['domstate', vm])).stdout.trim() !== 'shut off') {
+    if (Date.now() > end) throw new Error(`${vm} did not power off`)
+    await sleep(1000)
+  }
+}
+
 async function consoleText(): Promise<string> {
   const r = await fleet(sb, ['console', vm, '--log'])
   return r.code === 0 ? r.stdout.replace(/\r/g, '') : ''
@@ -100,6 +109,25 @@ describe.skipIf(libvirtMissing)('a VM on a remote libvirt host (qemu+ssh:// on l
     expect(String(r.stdout).trim()).toBe('through')
   })
 
+  it('a create killed (SIGKILL) part way is rolled back by the next command, on the host too', async () => {
+    const k = sb.name('killed')
+    const child = execa(FLEET, ['create-vm', k, '--libvirt-host', host.uri, '--network', 'none', '--var-size', '256M', '--yes'], { env: sb.env, reject: false })
+    const end = Date.now() + 120_000
+    // Killed once its /var volume exists on the host (the base shipped, the boot overlay made).
+    while (!(await host.virsh(['vol-list', '--pool', 'fleet'])).stdout.includes(`${k}.var.raw`)) {
+      if (Date.now() > end) throw new Error(`no ${k}.var.raw appeared: ${(await child).stderr}`)
+      await sleep(50)
+    }
+    child.kill('SIGKILL')
+    await child
+    expect((await host.virsh(['vol-list', '--pool', 'fleet'])).stdout).toContain(`${k}.boot.`)
+    const r = await fleet(sb, ['repair'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(existsSync(join(sb.repo, 'machines', k)), 'the new definition is rolled back').toBe(false)
+    expect((await host.virsh(['vol-list', '--pool', 'fleet'])).stdout).not.toContain(k)
+    expect((await host.virsh(['domstate', k])).code).not.toBe(0)
+  }, 300_000)
+
   it('refuses a bad host URI naming the machine and the value, exit 2, nothing written', async () => {
     const bad = sb.name('bad')
     const r = await fleet(sb, ['create-vm', bad, '--libvirt-host', 'http://example.org/system', '--yes'])
@@ -135,11 +163,14 @@ describe.skipIf(libvirtMissing)('a VM on a remote libvirt host (qemu+ssh:// on l
 
     const imp = await fleet(sb, ['image', 'import', join(sb.dir, 'v2.qcow2'), '--name', 'base'])
     expect(imp.code, imp.stderr).toBe(0)
+    const planned = (await fleetJson<{ vms: { name: string; action: string }[] }>(sb, ['plan'])).vms.find((v) => v.name === vm)
+    expect(planned?.action, 'plan asks the remote host: its VM is on the old base').toBe('upgrade')
     t0 = performance.now()
     const u = await traced(['upgrade', vm, '--force', '--timeout', '60'], 'upgrade')
     expect(u.code, u.stderr).toBe(0)
     console.log(`remote upgrade: ${Math.round(performance.now() - t0)} ms`)
     expect(localDiskTouches(u.files), 'upgrade touched local disk paths').toEqual([])
+    expect((await fleetJson<{ vms: { name: string; action: string }[] }>(sb, ['plan'])).vms.find((v) => v.name === vm)?.action).toBe('in-sync')
     const st = await traced(['start-vm', vm], 'start')
     expect(st.code, st.stderr).toBe(0)
     const m2 = await waitMarker(2)
@@ -156,6 +187,17 @@ describe.skipIf(libvirtMissing)('a VM on a remote libvirt host (qemu+ssh:// on l
     expect(row.host).toBe('fleetremote@127.0.0.1:' + host.port + '/session')
     expect(far.images[row.baseDigest]).toBe(1)
     m2digest = row.baseDigest
+
+    // Rollback there: the domain back on the v1 overlay volume, /var untouched.
+    const rb = await traced(['rollback', vm], 'rollback')
+    expect(rb.code, rb.stderr).toBe(0)
+    expect(localDiskTouches(rb.files), 'rollback touched local disk paths').toEqual([])
+    await waitOff()
+    expect((await fleet(sb, ['start-vm', vm])).code).toBe(0)
+    const m3 = await waitMarker(3)
+    expect(m3.version).toBe('v1')
+    expect(m3['machine-id']).toBe(m1['machine-id'])
+    expect(m3.boot).toBe(String(Number(m2.boot) + 1))
 
     const d = await traced(['destroy-vm', vm, '--delete-data', '--yes', '--timeout', '30'], 'destroy')
     expect(d.code, d.stderr).toBe(0)
