@@ -22,6 +22,11 @@ export default class BuildLibvirtXml extends BaseCommand<typeof BuildLibvirtXml>
     const files: XmlWrite[] = []
     for (const name of names) {
       const m = await loadMachine(ctx.paths, name)
+      // A remote VM's XML names volumes of its host: create-vm, upgrade and rollback write it.
+      if (m.host) {
+        this.progress(`${name}: skipped (runs on ${m.host}; its libvirt/${name}.xml is written when it is created, upgraded or rolled back)`)
+        continue
+      }
       const xml = await machineXml(ctx, m, await currentBaseDigest(ctx.paths, m))
       files.push(await writeXml(ctx.paths, name, xml, ctx.dryRun))
     }

@@ -48,6 +48,7 @@ export async function defineVm(ctx: FleetContext, name: VmName, opts: AdoptOptio
 
 async function defineLocked(ctx: FleetContext, name: VmName, opts: AdoptOption): Promise<DefineResult> {
   const m = await loadMachine(ctx.paths, name)
+  if (m.host) throw new UserError(`machine ${name} runs on ${m.host}: define-vm only defines VMs of this host`, `\`fleet upgrade ${name}\` redefines it there (and \`fleet create-vm ${name}\` makes it).`)
   await owned(ctx, name, opts)
   const files = vmFiles(ctx.paths, name)
   if (!existsSync(files.boot) || !existsSync(files.var)) {

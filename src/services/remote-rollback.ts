@@ -9,6 +9,7 @@ import type { Machine } from '../machines/model.js'
 import { channelKey, readChannels } from '../store/images.js'
 import { parseDomain } from '../xml/serialize.js'
 import type { FleetContext } from './context.js'
+import { writeXml } from './domain-xml.js'
 import { varVolume, vmVolumes } from './remote-disks.js'
 import { remoteHost, remoteXmlOn, stopRemote } from './remote-vm.js'
 
@@ -37,7 +38,9 @@ export async function rollbackRemote(ctx: FleetContext, m: Machine, to?: string)
     if (!varVol) throw new UserError(`machine ${m.name}: its /var volume ${varVolume(m.name)} is missing on ${host.uri}`)
     const wasRunning = await libvirt.isActive(m.name, host.uri)
     await stopRemote(ctx, m, host, 300, true)
-    await libvirt.defineXml(await remoteXmlOn(ctx, m, target, points.get(target)!, varVol.path), host.uri)
+    const domain = await remoteXmlOn(ctx, m, target, points.get(target)!, varVol.path)
+    await libvirt.defineXml(domain, host.uri)
+    await writeXml(ctx.paths, m.name, domain)
     if (wasRunning) await libvirt.start(m.name, host.uri)
     return { baseFrom: from, baseTo: target }
   })

@@ -16,7 +16,7 @@ import type { StoredImage } from '../store/images.js'
 import { waitOff } from './lifecycle.js'
 import { parseDomain, serializeDomain } from '../xml/serialize.js'
 import type { FleetContext } from './context.js'
-import { machineDomain } from './domain-xml.js'
+import { machineDomain, writeXml } from './domain-xml.js'
 import { bootVolume, ensureBootVolume, isBootOf, shipBase, varMarker, varVolume, vmVolumes, type RemoteHost } from './remote-disks.js'
 import { createRemoteVar, resyncRemoteVar } from './remote-var.js'
 
@@ -174,7 +174,9 @@ export async function upgradeRemote(ctx: FleetContext, m: Machine, identity: Map
     await stopRemote(ctx, m, host, o.timeoutS, o.force)
     ctx.log(`Resyncing the identity on ${varVol.name} (e2fsprogs on ${host.ssh.host})`)
     await resyncRemoteVar(host.ssh, varVol.path, identity)
-    await libvirt.defineXml(await remoteXmlOn(ctx, m, image.digest, boot, varVol.path), host.uri)
+    const xml = await remoteXmlOn(ctx, m, image.digest, boot, varVol.path)
+    await libvirt.defineXml(xml, host.uri)
+    await writeXml(ctx.paths, m.name, xml)
     if (wasRunning) await libvirt.start(m.name, host.uri)
     // Keep the current overlay, the one it replaced and others up to `keep` rollback points in all.
     const others = (await vmVolumes(host, m.name)).boots.filter((v) => v !== boot.name && isBootOf(m.name, v))

@@ -187,6 +187,8 @@ describe.skipIf(libvirtMissing)('a VM on a remote libvirt host (qemu+ssh:// on l
     expect(row.host).toBe('fleetremote@127.0.0.1:' + host.port + '/session')
     expect(far.images[row.baseDigest]).toBe(1)
     m2digest = row.baseDigest
+    // fleet's own record of it: libvirt/NAME.xml names the host's volumes, on the new overlay.
+    expect(readFileSync(join(sb.repo, 'libvirt', `${vm}.xml`), 'utf8')).toContain(`${vm}.boot.${m2digest.slice(0, 16)}.qcow2`)
 
     // Rollback there: the domain back on the v1 overlay volume, /var untouched.
     const rb = await traced(['rollback', vm], 'rollback')
