@@ -4,7 +4,8 @@
 // holds nothing of it but fleet's records; and no disk operation for it touches a local path
 // (every file syscall of fleet and its children is traced).
 import { execa } from 'execa'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { appendFileSync, existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -20,6 +21,8 @@ const vm = sb.name('far')
 let host: RemoteHost
 let m1digest = ''
 let m2digest = ''
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 
 /** fleet under strace: every file syscall of it and its children, one line each. */
 async function traced(args: string[], tag: string): Promise<{ code: number; stderr: string; files: string[] }> {
@@ -161,6 +164,10 @@ describe.skipIf(libvirtMissing)('a VM on a remote libvirt host (qemu+ssh:// on l
     expect(vols).toContain(`${vm}.var.raw`)
     expect(vols).toMatch(/base-[0-9a-f]{64}\.qcow2/)
 
+    const hostsFile = join(sb.repo, 'machines', vm, 'hosts')
+    expect(m1['hosts-sha256']).toBe(sha256(readFileSync(hostsFile)))
+    // An identity change the upgrade must carry to the /var volume on the host.
+    appendFileSync(hostsFile, '10.9.8.7 added-before-upgrade\n')
     const imp = await fleet(sb, ['image', 'import', join(sb.dir, 'v2.qcow2'), '--name', 'base'])
     expect(imp.code, imp.stderr).toBe(0)
     const planned = (await fleetJson<{ vms: { name: string; action: string }[] }>(sb, ['plan'])).vms.find((v) => v.name === vm)
@@ -176,6 +183,8 @@ describe.skipIf(libvirtMissing)('a VM on a remote libvirt host (qemu+ssh:// on l
     const m2 = await waitMarker(2)
     expect(m2.version).toBe('v2')
     expect(m2['machine-id']).toBe(m1['machine-id'])
+    expect(m2['hosts-sha256'], 'the changed hosts file reached /var/identity on the host').toBe(sha256(readFileSync(hostsFile)))
+    expect(m2['hosts-sha256']).not.toBe(m1['hosts-sha256'])
     expect(m2.boot, '/var persisted across the upgrade (the guest counts its boots there)').toBe(String(Number(m1.boot) + 1))
     expect(m2['data-sha256'], 'and the data it wrote there').toBe(m1['data-sha256'])
     // The host's reference counts: the old base still backs the rollback point, the new one the current overlay.
