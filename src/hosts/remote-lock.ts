@@ -15,14 +15,26 @@ echo fleet-locked
 exec cat >/dev/null`
 
 export const remoteLockFile = (name: string) => `/tmp/fleet-vm-${name}.lock`
+/** A base image's lock on a host: shipping it, backing an overlay on it and collecting it exclude each other. */
+export const baseLockFile = (digest: string) => `/tmp/fleet-base-${digest.slice(0, 32)}.lock`
 
-export async function withRemoteLock<T>(login: SshLogin, name: string, fn: () => Promise<T>, waitS = 300): Promise<T> {
-  const s = await sessionOn(login, ['sh', '-c', HOLD, 'sh', remoteLockFile(name), String(waitS)])
+/** Holds the VM's lock on its host while fn runs. */
+export function withRemoteLock<T>(login: SshLogin, name: string, fn: () => Promise<T>, waitS = 300): Promise<T> {
+  return withHostLock(login, remoteLockFile(name), `machine ${name}`, fn, waitS)
+}
+
+/** Holds a base image's lock on the host while fn runs (taken inside a VM's lock, never around one). */
+export function withBaseLock<T>(login: SshLogin, digest: string, fn: () => Promise<T>, waitS = 600): Promise<T> {
+  return withHostLock(login, baseLockFile(digest), `base image ${digest.slice(0, 12)}`, fn, waitS)
+}
+
+async function withHostLock<T>(login: SshLogin, file: string, what: string, fn: () => Promise<T>, waitS: number): Promise<T> {
+  const s = await sessionOn(login, ['sh', '-c', HOLD, 'sh', file, String(waitS)])
   const first = await s.nextLine()
   if (first !== 'fleet-locked') {
     const r = await s.end()
-    throw new UserError(`machine ${name}: could not lock it on ${login.host} (${r.exitCode === 91 ? `another fleet process held ${remoteLockFile(name)} for ${waitS}s` : s.stderr().trim() || `exit ${r.exitCode}`})`,
-      'Wait for the other fleet command on that VM to finish, then run this one again.')
+    throw new UserError(`${what}: could not lock it on ${login.host} (${r.exitCode === 91 ? `another fleet process held ${file} for ${waitS}s` : s.stderr().trim() || `exit ${r.exitCode}`})`,
+      'Wait for the other fleet command to finish, then run this one again.')
   }
   try {
     return await fn()

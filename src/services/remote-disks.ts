@@ -7,6 +7,7 @@ import * as pool from '../adapters/storage-pool.js'
 import type { SshLogin, VmHost } from '../hosts/host-uri.js'
 import { ToolError } from '../errors.js'
 import type { StoredImage } from '../store/images.js'
+import { withBaseLock } from '../hosts/remote-lock.js'
 
 export type RemoteHost = Required<VmHost>
 
@@ -50,7 +51,7 @@ async function sha256On(login: SshLogin, path: string): Promise<string> {
  * its sha256 checked there, then marked. A partial upload (fleet killed mid-way) has no marker and
  * is replaced. Returns the volume and whether it was shipped now.
  */
-export async function shipBase(host: RemoteHost, image: StoredImage, log: (l: string) => void): Promise<{ volume: pool.Volume; shipped: boolean }> {
+async function shipBase(host: RemoteHost, image: StoredImage, log: (l: string) => void): Promise<{ volume: pool.Volume; shipped: boolean }> {
   await ensureHostPool(host)
   const name = baseVolume(image.digest)
   const have = await pool.volume(host.uri, name)
@@ -70,10 +71,18 @@ export async function shipBase(host: RemoteHost, image: StoredImage, log: (l: st
   return { volume: (await pool.volume(host.uri, name))!, shipped: true }
 }
 
-/** The VM's boot overlay on `digest` (made unless there): a qcow2 volume backed by the base volume. */
-export async function ensureBootVolume(host: RemoteHost, name: string, image: StoredImage): Promise<pool.Volume> {
-  const vol = bootVolume(name, image.digest)
-  return (await pool.volume(host.uri, vol)) ?? pool.createVolume(host.uri, vol, image.virtualSize, 'qcow2', baseVolume(image.digest))
+/**
+ * The VM's boot overlay on `image` (made unless there): a qcow2 volume backed by the base volume,
+ * which is shipped first if the host lacks it. Under the base's host-side lock, so two fleet
+ * processes never upload the same base at once (the second would delete the first's upload as
+ * partial) and gc never deletes a base between its upload and the overlay that keeps it in use.
+ */
+export async function bootVolumeOn(host: RemoteHost, name: string, image: StoredImage, log: (l: string) => void): Promise<pool.Volume> {
+  return withBaseLock(host.ssh, image.digest, async () => {
+    await shipBase(host, image, log)
+    const vol = bootVolume(name, image.digest)
+    return (await pool.volume(host.uri, vol)) ?? pool.createVolume(host.uri, vol, image.virtualSize, 'qcow2', baseVolume(image.digest))
+  })
 }
 
 /** The VM's volumes on the host (boot overlays, /var disk). */
@@ -105,11 +114,19 @@ export async function gcHost(host: RemoteHost, keep: ReadonlySet<string>, dryRun
   const gone: string[] = []
   for (const [digest, users] of await baseUsers(host)) {
     if (users > 0 || keep.has(digest)) continue
-    gone.push(digest)
-    if (dryRun) continue
-    // The marker first: a kill between the two leaves a partial-looking upload, replaced on next use.
-    await pool.deleteVolume(host.uri, baseMarker(digest))
-    await pool.deleteVolume(host.uri, baseVolume(digest))
+    if (dryRun) {
+      gone.push(digest)
+      continue
+    }
+    // Counted again under the base's lock: a create may have backed an overlay on it meanwhile.
+    const deleted = await withBaseLock(host.ssh, digest, async () => {
+      if (((await baseUsers(host)).get(digest) ?? 0) > 0) return false
+      // The marker first: a kill between the two leaves a partial-looking upload, replaced on next use.
+      await pool.deleteVolume(host.uri, baseMarker(digest))
+      await pool.deleteVolume(host.uri, baseVolume(digest))
+      return true
+    })
+    if (deleted) gone.push(digest)
   }
   return gone
 }

@@ -17,7 +17,7 @@ import { waitOff } from './lifecycle.js'
 import { parseDomain, serializeDomain } from '../xml/serialize.js'
 import type { FleetContext } from './context.js'
 import { machineDomain, writeXml } from './domain-xml.js'
-import { bootVolume, ensureBootVolume, isBootOf, shipBase, varMarker, varVolume, vmVolumes, type RemoteHost } from './remote-disks.js'
+import { bootVolume, bootVolumeOn, isBootOf, varMarker, varVolume, vmVolumes, type RemoteHost } from './remote-disks.js'
 import { createRemoteVar, resyncRemoteVar } from './remote-var.js'
 
 /** The machine's host if it is a remote one. */
@@ -70,11 +70,10 @@ export async function createRemote(ctx: FleetContext, m: Machine, identity: Map<
     const made: string[] = []
     let defined = false
     try {
-      await shipBase(host, image, ctx.log)
       const have = await vmVolumes(host, m.name)
       const bootName = bootVolume(m.name, image.digest)
       if (!have.boots.includes(bootName)) made.push(bootName)
-      const boot = await ensureBootVolume(host, m.name, image)
+      const boot = await bootVolumeOn(host, m.name, image, ctx.log)
       // A /var volume without its marker is what a killed create left (never booted): made again.
       if (have.var && !have.varComplete) await pool.deleteVolume(host.uri, have.var)
       let varVol = have.var && have.varComplete ? await pool.volume(host.uri, have.var) : undefined
@@ -166,8 +165,7 @@ export async function upgradeRemote(ctx: FleetContext, m: Machine, identity: Map
     if (!live) throw new UserError(`machine ${m.name}: no libvirt domain of that name is defined on ${host.uri}`, `Create it with \`fleet create-vm ${m.name}\`.`)
     const before = parseDomain(live)
     const from = before.base?.digest ?? 'unknown'
-    await shipBase(host, image, ctx.log)
-    const boot = await ensureBootVolume(host, m.name, image)
+    const boot = await bootVolumeOn(host, m.name, image, ctx.log)
     const varVol = await pool.volume(host.uri, varVolume(m.name))
     if (!varVol) throw new UserError(`machine ${m.name}: its /var volume ${varVolume(m.name)} is missing on ${host.uri}`)
     const wasRunning = await libvirt.isActive(m.name, host.uri)

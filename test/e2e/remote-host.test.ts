@@ -5,7 +5,7 @@
 // (every file syscall of fleet and its children is traced).
 import { execa } from 'execa'
 import { createHash } from 'node:crypto'
-import { appendFileSync, existsSync, readdirSync, readFileSync } from 'node:fs'
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -130,6 +130,30 @@ describe.skipIf(libvirtMissing)('a VM on a remote libvirt host (qemu+ssh:// on l
     expect((await host.virsh(['vol-list', '--pool', 'fleet'])).stdout).not.toContain(k)
     expect((await host.virsh(['domstate', k])).code).not.toBe(0)
   }, 300_000)
+
+  it('two creates that need the same base the host lacks ship it once and both succeed', async () => {
+    // Without the base's host-side lock the second would delete the first's upload as a partial one.
+    await buildTestImage(join(sb.dir, 'v3.qcow2'), { version: 'v3' })
+    const imp = await fleet(sb, ['image', 'import', join(sb.dir, 'v3.qcow2'), '--name', 'race'])
+    expect(imp.code, imp.stderr).toBe(0)
+    const names = [sb.name('race1'), sb.name('race2')]
+    const runs = await Promise.all(names.map((n) => fleet(sb, ['create-vm', n, '--libvirt-host', host.uri, '--channel', 'race', '--network', 'none', '--var-size', '256M', '--yes'])))
+    for (const r of runs) expect(r.code, r.stderr).toBe(0)
+    const rows = (await fleetJson<{ vms: { name: string; baseDigest: string }[] }>(sb, ['list'])).vms.filter((v) => names.includes(v.name))
+    const digest = rows[0]!.baseDigest
+    expect(rows.map((r) => r.baseDigest)).toEqual([digest, digest])
+    try {
+      expect(runs.filter((r) => /Shipping base image/.test(r.stderr + r.stdout)), 'shipped by exactly one of them').toHaveLength(1)
+      for (const n of names) {
+        const d = await fleet(sb, ['destroy-vm', n, '--delete-data', '--yes'])
+        expect(d.code, d.stderr).toBe(0)
+        rmSync(join(sb.repo, 'machines', n), { recursive: true }) // out of machines/, as an admin would
+      }
+    } finally {
+      // The pool outlives the test run: the next run must find this base unshipped again.
+      for (const v of [`base-${digest}.complete`, `base-${digest}.qcow2`]) await host.virsh(['vol-delete', '--pool', 'fleet', v])
+    }
+  }, 420_000)
 
   it('refuses a bad host URI naming the machine and the value, exit 2, nothing written', async () => {
     const bad = sb.name('bad')
