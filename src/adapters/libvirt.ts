@@ -153,12 +153,12 @@ export async function start(name: string, uri?: string): Promise<void> {
  * Starts the domain unless it runs. A start still in flight from a killed fleet process makes
  * libvirt answer "already running" once it completes: that is success here.
  */
-export async function ensureRunning(name: string): Promise<void> {
-  if (await isActive(name)) return
+export async function ensureRunning(name: string, uri?: string): Promise<void> {
+  if (await isActive(name, uri)) return
   try {
-    await start(name)
+    await start(name, uri)
   } catch (e) {
-    if ((await isActive(name)) && /already running/i.test((e as Error).message)) return
+    if ((await isActive(name, uri)) && /already running/i.test((e as Error).message)) return
     throw e
   }
 }

@@ -19,6 +19,11 @@ export const bootVolume = (name: string, digest: string) => `${name}.boot.${dige
 export const varVolume = (name: string) => `${name}.var.raw`
 /** Made once the /var filesystem is complete: a /var volume without it is a create killed mid-way (never booted). */
 export const varMarker = (name: string) => `${name}.var.complete`
+/**
+ * Made before an upgrade stops a running VM, deleted once it runs again: the host's record that a
+ * killed upgrade owes the VM a start (the next `fleet upgrade` of it finishes the job and starts it).
+ */
+export const upgradeRunningMarker = (name: string) => `${name}.upgrade-was-running`
 export const isBootOf = (name: string, vol: string) => vol.startsWith(`${name}.boot.`) && vol.endsWith('.qcow2')
 
 /** Where the pool lives on the host: libvirt's own image folder of the daemon the URI names. */
@@ -86,10 +91,15 @@ export async function bootVolumeOn(host: RemoteHost, name: string, image: Stored
 }
 
 /** The VM's volumes on the host (boot overlays, /var disk). */
-export async function vmVolumes(host: RemoteHost, name: string): Promise<{ boots: string[]; var?: string; varComplete: boolean }> {
+export async function vmVolumes(host: RemoteHost, name: string): Promise<{ boots: string[]; var?: string; varComplete: boolean; owedStart: boolean }> {
   await ensureHostPool(host)
   const all = await pool.volumeNames(host.uri)
-  return { boots: all.filter((v) => isBootOf(name, v)), ...(all.includes(varVolume(name)) ? { var: varVolume(name) } : {}), varComplete: all.includes(varMarker(name)) }
+  return {
+    boots: all.filter((v) => isBootOf(name, v)),
+    ...(all.includes(varVolume(name)) ? { var: varVolume(name) } : {}),
+    varComplete: all.includes(varMarker(name)),
+    owedStart: all.includes(upgradeRunningMarker(name)),
+  }
 }
 
 /** Digests of base volumes on the host with how many boot overlays there use each (the host's reference counts). */

@@ -4,6 +4,7 @@
 // records locally (machines/NAME, libvirt/NAME.xml).
 import { dirname } from 'node:path'
 import * as libvirt from '../adapters/libvirt.js'
+import { step } from '../util/interrupt.js'
 import * as pool from '../adapters/storage-pool.js'
 import { tryRunOn } from '../adapters/remote-shell.js'
 import { UserError } from '../errors.js'
@@ -17,7 +18,7 @@ import { waitOff } from './lifecycle.js'
 import { parseDomain, serializeDomain } from '../xml/serialize.js'
 import type { FleetContext } from './context.js'
 import { machineDomain, writeXml } from './domain-xml.js'
-import { bootVolume, bootVolumeOn, isBootOf, varMarker, varVolume, vmVolumes, type RemoteHost } from './remote-disks.js'
+import { bootVolume, bootVolumeOn, isBootOf, upgradeRunningMarker, varMarker, varVolume, vmVolumes, type RemoteHost } from './remote-disks.js'
 import { createRemoteVar, resyncRemoteVar } from './remote-var.js'
 
 /** The machine's host if it is a remote one. */
@@ -124,6 +125,8 @@ export async function stopRemoteLocked(ctx: FleetContext, m: Machine, timeoutS: 
     const before = await libvirt.domainState(m.name, host.uri)
     if (!before) throw new UserError(`machine ${m.name}: no libvirt domain of that name is defined on ${host.uri}`)
     const forced = ctx.dryRun ? false : await stopRemote(ctx, m, host, timeoutS, force)
+    // Stopped on purpose: an interrupted upgrade no longer owes it a start.
+    if (!ctx.dryRun && (await vmVolumes(host, m.name)).owedStart) await pool.deleteVolume(host.uri, upgradeRunningMarker(m.name))
     return { before, after: ctx.dryRun ? 'shut off' : ((await libvirt.domainState(m.name, host.uri)) ?? 'unknown'), forced }
   })
 }
@@ -134,7 +137,7 @@ export async function destroyRemote(ctx: FleetContext, m: Machine, deleteData: b
   return withRemoteLock(host.ssh, m.name, async () => {
     const state = await libvirt.domainState(m.name, host.uri)
     const vols = await vmVolumes(host, m.name)
-    const deletes = [...vols.boots, ...(deleteData && vols.var ? [vols.var] : []), ...(deleteData && vols.varComplete ? [varMarker(m.name)] : [])]
+    const deletes = [...vols.boots, ...(vols.owedStart ? [upgradeRunningMarker(m.name)] : []), ...(deleteData && vols.var ? [vols.var] : []), ...(deleteData && vols.varComplete ? [varMarker(m.name)] : [])]
     if (!state && !vols.boots.length && !vols.var) throw new UserError(`machine ${m.name}: nothing to destroy on ${host.uri} (no domain, no volumes)`)
     const removed = [...(state ? [`domain ${m.name} on ${host.uri}`] : []), ...deletes.map((v) => `volume ${v} on ${host.ssh.host}`)]
     const kept = !deleteData && vols.var ? [`volume ${vols.var} on ${host.ssh.host}`] : []
@@ -168,14 +171,22 @@ export async function upgradeRemote(ctx: FleetContext, m: Machine, identity: Map
     const boot = await bootVolumeOn(host, m.name, image, ctx.log)
     const varVol = await pool.volume(host.uri, varVolume(m.name))
     if (!varVol) throw new UserError(`machine ${m.name}: its /var volume ${varVolume(m.name)} is missing on ${host.uri}`)
-    const wasRunning = await libvirt.isActive(m.name, host.uri)
+    // Running now, or stopped by an earlier upgrade of it that was killed before it started it again.
+    const owed = (await vmVolumes(host, m.name)).owedStart
+    const wasRunning = owed || (await libvirt.isActive(m.name, host.uri))
+    if (wasRunning && !owed) await pool.createVolume(host.uri, upgradeRunningMarker(m.name), 1, 'raw')
+    step('remote-upgrade:marked')
     await stopRemote(ctx, m, host, o.timeoutS, o.force)
+    step('remote-upgrade:stopped')
     ctx.log(`Resyncing the identity on ${varVol.name} (e2fsprogs on ${host.ssh.host})`)
     await resyncRemoteVar(host.ssh, varVol.path, identity)
     const xml = await remoteXmlOn(ctx, m, image.digest, boot, varVol.path)
     await libvirt.defineXml(xml, host.uri)
     await writeXml(ctx.paths, m.name, xml)
-    if (wasRunning) await libvirt.start(m.name, host.uri)
+    if (wasRunning) {
+      await libvirt.ensureRunning(m.name, host.uri)
+      await pool.deleteVolume(host.uri, upgradeRunningMarker(m.name))
+    }
     // Keep the current overlay, the one it replaced and others up to `keep` rollback points in all.
     const others = (await vmVolumes(host, m.name)).boots.filter((v) => v !== boot.name && isBootOf(m.name, v))
     const previous = others.filter((v) => before.disks.some((d) => d.source.endsWith(`/${v}`)))

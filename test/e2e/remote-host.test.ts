@@ -155,6 +155,35 @@ describe.skipIf(libvirtMissing)('a VM on a remote libvirt host (qemu+ssh:// on l
     }
   }, 420_000)
 
+  it('an upgrade killed (SIGKILL) after it stopped the running VM is finished by the next one: the VM runs again, on the new base', async () => {
+    await Promise.all([buildTestImage(join(sb.dir, 's1.qcow2'), { version: 's1', stayUp: true }), buildTestImage(join(sb.dir, 's2.qcow2'), { version: 's2', stayUp: true })])
+    expect((await fleet(sb, ['image', 'import', join(sb.dir, 's1.qcow2'), '--name', 'up'])).code).toBe(0)
+    const k = sb.name('kup')
+    const digests: string[] = []
+    const state = async () => (await host.virsh(['domstate', k])).stdout.trim()
+    const digestOf = async () => (await fleetJson<{ vms: { name: string; baseDigest: string }[] }>(sb, ['list'])).vms.find((v) => v.name === k)!.baseDigest
+    try {
+      const c = await fleet(sb, ['create-vm', k, '--libvirt-host', host.uri, '--channel', 'up', '--network', 'none', '--memory', '512M', '--var-size', '256M', '--yes', '--start'])
+      expect(c.code, c.stderr).toBe(0)
+      digests.push(await digestOf())
+      expect(await state()).toBe('running')
+      expect((await fleet(sb, ['image', 'import', join(sb.dir, 's2.qcow2'), '--name', 'up'])).code).toBe(0)
+      const killed = await execa(FLEET, ['upgrade', k, '--force', '--timeout', '60'], { env: { ...sb.env, FLEET_TEST_KILL_AT: 'remote-upgrade:stopped' }, reject: false })
+      expect(killed.signal, String(killed.stderr)).toBe('SIGKILL')
+      expect(await state(), 'the kill came after the stop').toBe('shut off')
+      const u = await fleet(sb, ['upgrade', k, '--force', '--timeout', '60'])
+      expect(u.code, u.stderr).toBe(0)
+      expect(await state(), 'it ran before the interrupted upgrade, so it runs after').toBe('running')
+      digests.push(await digestOf())
+      expect(digests[1]).not.toBe(digests[0])
+      expect((await host.virsh(['vol-list', '--pool', 'fleet'])).stdout, 'the owed start is paid').not.toContain(`${k}.upgrade-was-running`)
+    } finally {
+      await fleet(sb, ['destroy-vm', k, '--delete-data', '--yes', '--timeout', '30'])
+      rmSync(join(sb.repo, 'machines', k), { recursive: true, force: true })
+      for (const d of digests) for (const v of [`base-${d}.complete`, `base-${d}.qcow2`]) await host.virsh(['vol-delete', '--pool', 'fleet', v])
+    }
+  }, 480_000)
+
   it('refuses a bad host URI naming the machine and the value, exit 2, nothing written', async () => {
     const bad = sb.name('bad')
     const r = await fleet(sb, ['create-vm', bad, '--libvirt-host', 'http://example.org/system', '--yes'])
