@@ -275,7 +275,7 @@ export async function domainIPv4(name: string, uri?: string): Promise<string[]> 
  * One guest-ping through the QEMU guest agent (virsh: the binding has no agent call). False
  * while the guest has not opened its agent channel or does not answer within `timeoutS`.
  */
-export async function agentPing(name: string, timeoutS = 5): Promise<boolean> {
-  const r = await tryRun(virsh(), ['qemu-agent-command', name, '{"execute":"guest-ping"}', '--timeout', String(timeoutS)], { timeoutMs: (timeoutS + 10) * 1000 }).catch(() => undefined)
+export async function agentPing(name: string, timeoutS = 5, uri?: string): Promise<boolean> {
+  const r = await tryRun(virsh(uri), ['qemu-agent-command', name, '{"execute":"guest-ping"}', '--timeout', String(timeoutS)], { timeoutMs: (timeoutS + 10) * 1000 }).catch(() => undefined)
   return r !== undefined && r.exitCode === 0
 }

@@ -53,6 +53,11 @@ async function consoleSince(file: string, offset: number): Promise<string> {
   }
 }
 
+async function remoteSince(read: () => Promise<string | undefined>, mark: number): Promise<string> {
+  const all = ((await read()) ?? '').replace(/\r/g, '')
+  return all.length < mark ? all : all.slice(mark) // shorter: the log was replaced, all of it is new
+}
+
 export interface HealthResult {
   healthy: boolean
   /** What was seen: the reason it failed, or what answered. */
@@ -60,13 +65,22 @@ export interface HealthResult {
   seconds: number
 }
 
+/**
+ * Where the VM is: this host (its console log a local file), or a remote one (`uri`, and
+ * `readConsole` fetching the log from there; `mark` is then its length in characters).
+ */
+export interface HealthWhere {
+  uri?: string
+  readConsole?: () => Promise<string | undefined>
+}
+
 /** Waits up to `timeoutS` for the VM to pass `check`; `mark` is the console offset from before its start. */
-export async function waitHealthy(paths: Paths, name: VmName, check: HealthCheck, opts: { timeoutS: number; mark: number; log: (l: string) => void }): Promise<HealthResult> {
+export async function waitHealthy(paths: Paths, name: VmName, check: HealthCheck, opts: { timeoutS: number; mark: number; log: (l: string) => void } & HealthWhere): Promise<HealthResult> {
   const t0 = Date.now()
   const deadline = t0 + opts.timeoutS * 1000
   const done = (healthy: boolean, detail: string): HealthResult => ({ healthy, detail, seconds: Math.round((Date.now() - t0) / 100) / 10 })
   const notRunning = async () => {
-    const s = await libvirt.domainState(name)
+    const s = await libvirt.domainState(name, opts.uri)
     return s === 'running' || s === 'blocked' ? undefined : `the VM is ${s ?? 'not defined'}`
   }
   if (check.kind === 'none') return done(true, 'not checked (--health none)')
@@ -82,8 +96,8 @@ export async function waitHealthy(paths: Paths, name: VmName, check: HealthCheck
   for (;;) {
     const down = await notRunning()
     if (down) return done(false, down)
-    if (check.kind === 'agent' && (await libvirt.agentPing(name, 5))) return done(true, 'the guest agent answers')
-    if (check.kind === 'console' && check.pattern.test(await consoleSince(vmFiles(paths, name).console, opts.mark))) {
+    if (check.kind === 'agent' && (await libvirt.agentPing(name, 5, opts.uri))) return done(true, 'the guest agent answers')
+    if (check.kind === 'console' && check.pattern.test(await (opts.readConsole ? remoteSince(opts.readConsole, opts.mark) : consoleSince(vmFiles(paths, name).console, opts.mark)))) {
       // Printed, but a guest that powered off right after is not up.
       const gone = await notRunning()
       return gone ? done(false, `printed /${check.pattern.source}/, then ${gone}`) : done(true, `the console printed /${check.pattern.source}/`)

@@ -10,12 +10,13 @@ import { channelKey, readChannels } from '../store/images.js'
 import { parseDomain } from '../xml/serialize.js'
 import type { FleetContext } from './context.js'
 import { writeXml } from './domain-xml.js'
-import { varVolume, vmVolumes } from './remote-disks.js'
+import { upgradeRunningMarker, varVolume, vmVolumes } from './remote-disks.js'
 import { remoteHost, remoteXmlOn, stopRemote } from './remote-vm.js'
 
 const digestOf = (backing: string | undefined) => (backing && /base-([0-9a-f]{64})\.qcow2$/.exec(backing)?.[1]) || undefined
 
-export async function rollbackRemote(ctx: FleetContext, m: Machine, to?: string): Promise<{ baseFrom: string; baseTo: string }> {
+/** `start`: start it afterwards even if it was not running (a rolling upgrade's VM that failed its check and went down). */
+export async function rollbackRemote(ctx: FleetContext, m: Machine, to?: string, o: { start?: boolean } = {}): Promise<{ baseFrom: string; baseTo: string }> {
   const host = remoteHost(m)!
   return withRemoteLock(host.ssh, m.name, async () => {
     const xml = await libvirt.domainXml(m.name, true, host.uri)
@@ -36,12 +37,18 @@ export async function rollbackRemote(ctx: FleetContext, m: Machine, to?: string)
     if (ctx.dryRun) return { baseFrom: from, baseTo: target }
     const varVol = await pool.volume(host.uri, varVolume(m.name))
     if (!varVol) throw new UserError(`machine ${m.name}: its /var volume ${varVolume(m.name)} is missing on ${host.uri}`)
-    const wasRunning = await libvirt.isActive(m.name, host.uri)
+    // As in an upgrade: a start owed by an interrupted one, or one this rollback owes, is recorded on the host first.
+    const owed = (await vmVolumes(host, m.name)).owedStart
+    const startAfter = owed || Boolean(o.start) || (await libvirt.isActive(m.name, host.uri))
+    if (startAfter && !owed) await pool.createVolume(host.uri, upgradeRunningMarker(m.name), 1, 'raw')
     await stopRemote(ctx, m, host, 300, true)
     const domain = await remoteXmlOn(ctx, m, target, points.get(target)!, varVol.path)
     await libvirt.defineXml(domain, host.uri)
     await writeXml(ctx.paths, m.name, domain)
-    if (wasRunning) await libvirt.start(m.name, host.uri)
+    if (startAfter) {
+      await libvirt.ensureRunning(m.name, host.uri)
+      await pool.deleteVolume(host.uri, upgradeRunningMarker(m.name))
+    }
     return { baseFrom: from, baseTo: target }
   })
 }

@@ -101,8 +101,11 @@ export async function upgrade(ctx: FleetContext, names: string[], opts: UpgradeO
   if (remote.length) {
     const done = await upgradeRemoteVms(ctx, remote, opts)
     const rest = list.filter((n) => !remote.some((m) => m.name === n))
-    const local = rest.length ? await upgrade(ctx, rest, { ...opts, all: false }) : undefined
-    return { dryRun: ctx.dryRun, health: describeHealth(check), maxUnavailable, timings: local?.timings ?? {}, vms: [...done, ...(local?.vms ?? [])], ...(local?.stopped ? { stopped: local.stopped } : {}) }
+    // A remote VM that failed its check stops the rollout here too: the local VMs are not started on.
+    const local = rest.length && !done.stopped ? await upgrade(ctx, rest, { ...opts, all: false }) : undefined
+    const stopped = done.stopped ?? local?.stopped
+    const notStarted = done.stopped ? rest.map((name) => ({ name, baseFrom: '', baseTo: '', identity: { added: [], changed: [], removed: [] }, xmlChanged: false, xmlDiff: [], wasRunning: false, outcome: 'not started' as const, restarted: false, image: '' })) : []
+    return { dryRun: ctx.dryRun, health: describeHealth(check), maxUnavailable, timings: local?.timings ?? {}, vms: [...done.vms, ...(local?.vms ?? []), ...notStarted], ...(stopped ? { stopped } : {}) }
   }
   await recoverFirst(ctx, list)
   const timings: Record<string, number> = {}

@@ -155,8 +155,12 @@ describe.skipIf(libvirtMissing)('a VM on a remote libvirt host (qemu+ssh:// on l
     }
   }, 420_000)
 
-  it('an upgrade killed (SIGKILL) after it stopped the running VM is finished by the next one: the VM runs again, on the new base', async () => {
-    await Promise.all([buildTestImage(join(sb.dir, 's1.qcow2'), { version: 's1', stayUp: true }), buildTestImage(join(sb.dir, 's2.qcow2'), { version: 's2', stayUp: true })])
+  it('an upgrade killed (SIGKILL) after it stopped the running VM is finished by the next one (the VM runs again, healthy, on the new base); an image that fails the health check is rolled back and the VM runs on the old one', async () => {
+    await Promise.all([
+      buildTestImage(join(sb.dir, 's1.qcow2'), { version: 's1', stayUp: true }),
+      buildTestImage(join(sb.dir, 's2.qcow2'), { version: 's2', stayUp: true }),
+      buildTestImage(join(sb.dir, 's3bad.qcow2'), { version: 's3bad', varLabel: 'nosuch', stayUp: true }),
+    ])
     expect((await fleet(sb, ['image', 'import', join(sb.dir, 's1.qcow2'), '--name', 'up'])).code).toBe(0)
     const k = sb.name('kup')
     const digests: string[] = []
@@ -171,12 +175,31 @@ describe.skipIf(libvirtMissing)('a VM on a remote libvirt host (qemu+ssh:// on l
       const killed = await execa(FLEET, ['upgrade', k, '--force', '--timeout', '60'], { env: { ...sb.env, FLEET_TEST_KILL_AT: 'remote-upgrade:stopped' }, reject: false })
       expect(killed.signal, String(killed.stderr)).toBe('SIGKILL')
       expect(await state(), 'the kill came after the stop').toBe('shut off')
-      const u = await fleet(sb, ['upgrade', k, '--force', '--timeout', '60'])
+      const u = await fleet(sb, ['upgrade', k, '--force', '--timeout', '60', '--json'])
       expect(u.code, u.stderr).toBe(0)
       expect(await state(), 'it ran before the interrupted upgrade, so it runs after').toBe('running')
+      // It was restarted, so it was checked (the default check: the stay-up guest answers its agent).
+      const good = (JSON.parse(u.stdout) as { vms: { name: string; healthy?: boolean; health?: string }[] }).vms.find((v) => v.name === k)!
+      expect(good.healthy, good.health).toBe(true)
+      expect(good.health).toMatch(/agent answers/)
       digests.push(await digestOf())
       expect(digests[1]).not.toBe(digests[0])
       expect((await host.virsh(['vol-list', '--pool', 'fleet'])).stdout, 'the owed start is paid').not.toContain(`${k}.upgrade-was-running`)
+
+      // A bad image (its /var label wrong: the guest powers off with FLEET-FATAL) fails the check.
+      expect((await fleet(sb, ['image', 'import', join(sb.dir, 's3bad.qcow2'), '--name', 'up'])).code).toBe(0)
+      const bad = await fleet(sb, ['upgrade', k, '--force', '--timeout', '60', '--health', 'agent', '--health-timeout', '120', '--json'])
+      expect(bad.code, bad.stderr).toBe(3)
+      const report = JSON.parse(bad.stdout) as { stopped?: string; vms: { name: string; outcome: string; image: string; baseTo: string; healthy?: boolean }[] }
+      const row = report.vms.find((v) => v.name === k)!
+      expect(row.outcome).toBe('rolled back')
+      expect(row.image).toBe(digests[1])
+      expect(row.healthy, 'healthy again on the old image').toBe(true)
+      expect(report.stopped).toMatch(new RegExp(k))
+      expect(await state()).toBe('running')
+      const back = await digestOf()
+      expect(back).toBe(digests[1])
+      digests.push(row.baseTo) // the bad image's base, shipped there too
     } finally {
       await fleet(sb, ['destroy-vm', k, '--delete-data', '--yes', '--timeout', '30'])
       rmSync(join(sb.repo, 'machines', k), { recursive: true, force: true })
