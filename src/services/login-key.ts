@@ -2,7 +2,7 @@
 // key (with sudo: SUDO_USER's), or else a key pair fleet keeps in the state directory, which
 // `fleet ssh` then uses by default.
 import { existsSync } from 'node:fs'
-import { chmod, mkdir, readFile } from 'node:fs/promises'
+import { chmod, mkdir, readdir, readFile, rm } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { UserError } from '../errors.js'
@@ -70,7 +70,8 @@ export async function defaultAdminLogin(paths: Pick<Paths, 'state'>, dryRun: boo
  * Makes fleet's pair, or completes it, under a lock: two first create-vms at once get one pair.
  * The .pub is written before the private key (each atomically), so a kill in between leaves a
  * lone .pub, which is replaced; a private key without its .pub (from an older fleet, or a .pub
- * removed by hand) gets its .pub back, derived from the key.
+ * removed by hand) gets its .pub back, derived from the key. Temp files a killed write left are
+ * removed here too.
  */
 async function fleetKeyPair(paths: Pick<Paths, 'state'>): Promise<AdminLogin> {
   const priv = fleetKeyFile(paths)
@@ -78,6 +79,11 @@ async function fleetKeyPair(paths: Pick<Paths, 'state'>): Promise<AdminLogin> {
   await mkdir(dirname(priv), { recursive: true, mode: 0o700 })
   await chmod(dirname(priv), 0o700)
   return withLock(join(paths.state, 'locks', 'login-key.lock'), "fleet's login key", async () => {
+    // Temp files of a write killed part way (writeFileAtomic's NAME.tmp-PID): under this lock no one
+    // else is writing them, and a pair is only ever incomplete after such a kill, which brings us here.
+    for (const f of await readdir(dirname(priv))) {
+      if (/^id_ed25519(\.pub)?\.tmp-\d+$/.test(f)) await rm(join(dirname(priv), f), { force: true })
+    }
     const privText = await readFile(priv, 'utf8').catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)))
     if (privText !== undefined) {
       const key = keyOf(priv, privText)

@@ -88,6 +88,19 @@ process.stdout.write(JSON.stringify(await defaultAdminLogin({ state: ${JSON.stri
     expect(statSync(priv).mode & 0o777).toBe(0o600)
   })
 
+  it('a write killed part way (a .pub and a half-written private key temp file) leaves no temp file after the next call', async () => {
+    const state = freshState()
+    const { priv, pub } = files(state)
+    mkdirSync(join(state, 'ssh'), { recursive: true, mode: 0o700 })
+    writeFileSync(pub, generateHostKeyPair('fleet-admin').publicKey)
+    writeFileSync(`${priv}.tmp-424242`, '-----BEGIN OPENSSH PRIVATE KEY-----\nhalf', { mode: 0o600 })
+    writeFileSync(`${pub}.tmp-434343`, 'ssh-ed25519 AAAA')
+    const l = await defaultAdminLogin({ state }, false, env)
+    expect(l).toMatchObject({ source: 'fleet', created: true })
+    expect(pairMatches(state)).toBe(true)
+    expect(readdirSync(join(state, 'ssh')).sort()).toEqual(['id_ed25519', 'id_ed25519.pub'])
+  })
+
   it('a private key fleet cannot use: an error naming the file, nothing written', async () => {
     const state = freshState()
     const { priv, pub } = files(state)
