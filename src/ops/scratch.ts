@@ -12,6 +12,9 @@ import { makeVmDir } from '../services/permissions.js'
 import { acquire, tryAcquire } from '../util/lock.js'
 import { removeVerifyDomain } from './verify-domain.js'
 
+/** The scratch folders this process made and still holds: a sweep skips them without asking flock. */
+const ours = new Set<string>()
+
 export interface Scratch {
   dir: string
   /** Removes the folder and drops its lock; safe to call twice. */
@@ -37,7 +40,11 @@ export async function makeScratch(paths: Paths, kind: string, opts: { privileged
     await chmod(parent, 0o700)
   }
   const dir = await mkdtemp(join(parent, `${kind}-`)) // mkdtemp makes it 0700
-  const lock = await acquire(`${dir}.lock`, `scratch folder ${dir}`, { waitMs: 0 })
+  ours.add(dir) // before its lock is taken: a sweep of this process leaves it alone meanwhile
+  const lock = await acquire(`${dir}.lock`, `scratch folder ${dir}`, { waitMs: 0 }).catch((e: unknown) => {
+    ours.delete(dir)
+    throw e
+  })
   if (opts.qemu) await makeVmDir(dir)
   let removed = false
   return {
@@ -48,6 +55,7 @@ export async function makeScratch(paths: Paths, kind: string, opts: { privileged
       await removeTree(dir, Boolean(opts.privileged))
       await rm(`${dir}.lock`, { force: true })
       await lock.release()
+      ours.delete(dir)
     },
   }
 }
@@ -62,6 +70,7 @@ async function sweepIn(paths: Paths, parent: string): Promise<string[]> {
   const removed: string[] = []
   const entries = await readdir(parent)
   for (const f of entries) {
+    if (ours.has(join(parent, f.replace(/\.lock$/, '')))) continue
     if (f.endsWith('.lock')) {
       // A lock whose folder is gone (killed between the two removals).
       if (entries.includes(f.slice(0, -5))) continue

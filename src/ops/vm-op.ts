@@ -75,7 +75,7 @@ export async function withVmLocks<T>(ctx: FleetContext, names: readonly VmName[]
   }
 }
 
-/** Resolves interrupted operations on the VMs now (briefly locking them); --dry-run only reports them. */
+/** Resolves interrupted operations on the VMs now (briefly locking those that have one); --dry-run only reports them. */
 export async function recoverFirst(ctx: FleetContext, names: readonly VmName[]): Promise<void> {
   if (ctx.dryRun) {
     for (const n of names) {
@@ -84,7 +84,11 @@ export async function recoverFirst(ctx: FleetContext, names: readonly VmName[]):
     }
     return
   }
-  await withVms(ctx, names, async () => undefined)
+  // No record, nothing to resolve: not even a lock is needed. withVms, which every caller runs
+  // next, looks again (and removes leftovers) under the lock.
+  const pending: VmName[] = []
+  for (const n of names) if (await readIntent(ctx.paths, vmTarget(n))) pending.push(n)
+  if (pending.length) await withVms(ctx, pending, async () => undefined)
 }
 
 /** The image store lock: exclusive for gc, import and build; shared while overlays are made on it. */

@@ -48,11 +48,59 @@ async function holderOf(file: string): Promise<string> {
   return b.trim() || 'another fleet process'
 }
 
+/**
+ * Shared locks this process holds, by file: a second shared acquire of the same file (the store
+ * lock of VMs created side by side) counts on the flock already held instead of taking another;
+ * the descriptor closes when the last holder releases.
+ */
+const sharedHeld = new Map<string, { taking: Promise<FileHandle>; holders: number }>()
+
+async function acquireShared(file: string, what: string, opts: LockOptions): Promise<Lock> {
+  let entry = sharedHeld.get(file)
+  if (!entry) {
+    const made = { taking: take(file, what, opts, true), holders: 0 }
+    sharedHeld.set(file, made)
+    made.taking.catch(() => sharedHeld.get(file) === made && sharedHeld.delete(file))
+    entry = made
+  }
+  entry.holders++
+  const held = entry
+  const fh = await held.taking.catch((e: unknown) => {
+    held.holders--
+    throw e
+  })
+  let released = false
+  return {
+    file,
+    release: async () => {
+      if (released) return
+      released = true
+      if (--held.holders > 0) return
+      if (sharedHeld.get(file) === held) sharedHeld.delete(file)
+      await fh.close() // the last holder: closing the only descriptor drops the flock
+    },
+  }
+}
+
 /** Takes the lock, waiting up to waitMs; BusyError (exit 4) when it stays busy. */
 export async function acquire(file: string, what: string, opts: LockOptions = {}): Promise<Lock> {
+  if (opts.shared) return acquireShared(file, what, opts)
+  const fh = await take(file, what, opts, false)
+  let released = false
+  return {
+    file,
+    release: async () => {
+      if (released) return
+      released = true
+      await fh.close() // closing the only descriptor drops the flock
+    },
+  }
+}
+
+/** Opens the lock file and flocks it, waiting up to waitMs; the held descriptor. */
+async function take(file: string, what: string, opts: LockOptions, shared: boolean): Promise<FileHandle> {
   const fh = await openLockFile(file)
   try {
-    const shared = Boolean(opts.shared)
     if (!(await flock(fh, shared, 0))) {
       const waitMs = opts.waitMs ?? Number(process.env.FLEET_LOCK_WAIT_MS ?? 30_000)
       const holder = await holderOf(file)
@@ -70,15 +118,7 @@ export async function acquire(file: string, what: string, opts: LockOptions = {}
     await fh.close()
     throw e
   }
-  let released = false
-  return {
-    file,
-    release: async () => {
-      if (released) return
-      released = true
-      await fh.close() // closing the only descriptor drops the flock
-    },
-  }
+  return fh
 }
 
 /** The lock if it is free right now, else undefined. */
