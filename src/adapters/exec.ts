@@ -1,6 +1,9 @@
 // The only module that starts processes. Every host command goes through here, as an argument
 // array, prefixed (for privileged tools) with SUDO.
 import type { Options } from 'execa'
+import { constants } from 'node:fs'
+import { access, stat } from 'node:fs/promises'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { ToolError, UserError } from '../errors.js'
 import { words, type Env } from '../util/env.js'
@@ -103,15 +106,21 @@ export async function runInteractive(cmd: string[], args: string[]): Promise<num
   return r.exitCode ?? 1
 }
 
-/** True if `name` resolves to an executable. */
-export async function which(name: string): Promise<string | undefined> {
-  try {
-    const r = await tryRun(['sh', '-c', 'command -v "$1"', 'sh'], [name])
-    return r.exitCode === 0 ? r.stdout.trim() : undefined
-  } catch (e) {
-    if (e instanceof UserError) throw e // HOST_CMD set: say so instead of "not installed"
-    return undefined
+/** The executable `name` resolves to through PATH (as `command -v` finds it, without starting a shell), or undefined. */
+export async function which(name: string, env: Env = process.env): Promise<string | undefined> {
+  assertNoHostCmd(env) // HOST_CMD set: say so instead of "not installed"
+  if (!name) return undefined
+  const candidates = name.includes('/') ? [name] : (env.PATH ?? '').split(':').map((d) => join(d || '.', name))
+  for (const file of candidates) {
+    try {
+      if (!(await stat(file)).isFile()) continue
+      await access(file, constants.X_OK)
+      return file
+    } catch {
+      // not there, or not executable: the next PATH entry
+    }
   }
+  return undefined
 }
 
 // A long-running tool driven over stdin one line at a time (guestfish), its stdout read line by

@@ -4,7 +4,7 @@
 import { libvirtUri, words } from '../util/env.js'
 import { parseDomain } from '../xml/serialize.js'
 import { tryRun } from './exec.js'
-import { domainState, domainXml, listDomainNames } from './libvirt.js'
+import { listDomains } from './libvirt.js'
 
 export interface HostAddresses {
   /** Lowercase MAC addresses of every interface of every domain, keyed to the domain using it. */
@@ -12,29 +12,18 @@ export interface HostAddresses {
   uuids: Map<string, string>
 }
 
-/** A domain's XML; undefined if it was undefined while the host was being scanned. */
-async function xmlOf(name: string, inactive: boolean): Promise<string | undefined> {
-  try {
-    return await domainXml(name, inactive)
-  } catch (e) {
-    if ((await domainState(name)) === undefined) return undefined
-    throw e
-  }
-}
-
 /** MACs and UUIDs of every domain defined on the host (persistent or transient, running or not). */
 export async function hostAddresses(): Promise<HostAddresses> {
   const out: HostAddresses = { macs: new Map(), uuids: new Map() }
-  const names = await listDomainNames()
-  // Both the persistent definition and the live one (a running domain may differ from it), all at once.
-  const xmls = await Promise.all(names.map(async (name) => ({ name, both: await Promise.all([xmlOf(name, true), xmlOf(name, false)]) })))
-  for (const { name, both } of xmls) {
-    for (const xml of both) {
-      if (!xml) continue // undefined meanwhile
+  // The persistent definition and, for a running domain, the live one (it may differ); a domain
+  // undefined while the host is read is left out.
+  for (const d of await listDomains()) {
+    for (const xml of [d.xml, d.liveXml]) {
+      if (!xml) continue
       // parseDomain also reads slirp NICs' "mac=" from <qemu:commandline>.
-      const d = parseDomain(xml)
-      if (d.uuid) out.uuids.set(d.uuid.toLowerCase(), name)
-      for (const mac of d.macs) if (mac) out.macs.set(mac.toLowerCase(), name)
+      const p = parseDomain(xml)
+      if (p.uuid) out.uuids.set(p.uuid.toLowerCase(), d.name)
+      for (const mac of p.macs) if (mac) out.macs.set(mac.toLowerCase(), d.name)
     }
   }
   return out
