@@ -9,7 +9,6 @@ import { chmod, readFile, rm } from 'node:fs/promises'
 import { hostAddresses, type HostAddresses } from '../adapters/libvirt-host.js'
 import { checkQemuCanReach, makeVmDirs, VM_DISK_MODE } from './permissions.js'
 import * as libvirt from '../adapters/libvirt.js'
-import * as qemuImg from '../adapters/qemu-img.js'
 import { UserError } from '../errors.js'
 import { ensureHostKeyPair, writeNewMachine } from '../machines/new-machine.js'
 import { fieldOf, type HostFacts, type NewMachineSpec } from '../machines/fields.js'
@@ -17,6 +16,7 @@ import { checkMachineOnHost, validateFields } from '../machines/spec-checks.js'
 import { loadAllMachines, loadMachine, machineDir, readIdentity } from '../machines/repository.js'
 import { vmFiles, type VmFiles } from '../repo.js'
 import { resolveChannel } from '../store/images.js'
+import { createOverlay } from '../store/qcow2-overlay.js'
 import { RolledBack } from '../util/undo.js'
 import { beginUndo, endUndo, step } from '../util/interrupt.js'
 import { beginIntent, vmTarget } from '../ops/intent.js'
@@ -196,7 +196,7 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
       // Shared store lock: gc cannot delete the image between the channel lookup and the overlay.
       await withStore(ctx, 'shared', async () => {
         const now = await resolveChannel(paths, channel, name, arch)
-        await qemuImg.createOverlay(files.boot, now.path)
+        await createOverlay(files.boot, now.path)
         await chmod(files.boot, VM_DISK_MODE)
         result.baseDigest = now.digest
       })

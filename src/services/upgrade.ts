@@ -27,6 +27,7 @@ import { makeScratch } from '../ops/scratch.js'
 import { recoverFirst, withStore, withVms } from '../ops/vm-op.js'
 import { vmFiles, type VmFiles } from '../repo.js'
 import { resolveChannel } from '../store/images.js'
+import { createOverlay } from '../store/qcow2-overlay.js'
 import { renameDurable, writeFileAtomic } from '../util/fsx.js'
 import { step } from '../util/interrupt.js'
 import type { FleetContext } from './context.js'
@@ -39,6 +40,7 @@ import { consoleMark, describeHealth, waitHealthy, type HealthCheck } from './he
 import { rollbackLocked } from './rollback.js'
 import { DEFAULT_KEEP, finishSwitch } from './upgrade-switch.js'
 import { resyncIdentity } from './var-disk.js'
+import { inParallel } from './var-disk-rules.js'
 import { upgradeFailed, waves, type UpgradeOptions, type UpgradePlan, type UpgradeResult, type UpgradeVmResult } from './upgrade-plan.js'
 import { unifiedDiff } from '../util/unified-diff.js'
 
@@ -245,25 +247,26 @@ async function doUpgrade(ctx: FleetContext, plans: Planned[], opts: { timeoutS: 
       await p.intent!.phase('stopping', { destroying: true })
       await libvirt.destroy(p.plan.name)
     }))
-    for (const p of live()) {
+    // Each VM on its own from here to the identity step: side by side (spawning tools is the cost).
+    await inParallel(live(), async (p) => {
       if (await qemuImg.isLocked(p.files.var)) await fail(ctx, p, `${p.files.var} is in use by another process`)
-    }
+    })
   })
 
   await time('overlays', async () => {
-    for (const p of live()) {
+    await inParallel(live(), async (p) => {
       step('upgrade:overlay')
       try {
         if (p.intent!.data.newOverlay) {
           await rm(nextOverlay(p.files), { force: true })
-          await qemuImg.createOverlay(nextOverlay(p.files), p.image)
+          await createOverlay(nextOverlay(p.files), p.image)
           await chmod(nextOverlay(p.files), VM_DISK_MODE)
         }
         await p.intent!.phase('prepared')
       } catch (e) {
         await fail(ctx, p, `new boot overlay: ${(e as Error).message}`)
       }
-    }
+    })
   })
 
   await time('identity', async () => {

@@ -24,17 +24,27 @@ export async function refuseLocked(disks: Disk[]): Promise<void> {
   if (i >= 0) throw inUse(disks[i]!.file)
 }
 
-/** `fn` over `items`, at most 4 at a time (spawning tools is most of the cost), results in order. */
+/**
+ * `fn` over `items`, at most 4 at a time (spawning tools is most of the cost), results in order.
+ * A failure (or Ctrl-C) starts no further item, and is thrown only once the items under way have
+ * ended: nothing is still at work when the caller goes on to undo.
+ */
 export async function inParallel<T, R>(items: T[], fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length)
   let next = 0
+  let failed: { e: unknown } | undefined
   const worker = async (): Promise<void> => {
-    while (next < items.length) {
+    while (!failed && next < items.length) {
       const i = next++
-      out[i] = await fn(items[i]!, i)
+      try {
+        out[i] = await fn(items[i]!, i)
+      } catch (e) {
+        failed ??= { e }
+      }
     }
   }
   await Promise.all(Array.from({ length: Math.min(4, items.length) }, worker))
+  if (failed) throw failed.e
   return out
 }
 
