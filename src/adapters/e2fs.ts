@@ -8,6 +8,7 @@ import { ToolError } from '../errors.js'
 import { words } from '../util/env.js'
 import { interrupted, interruptedError } from '../util/interrupt.js'
 import { startSession, tryRun, which, type Session } from './exec.js'
+import { QmpClient } from './qmp.js'
 
 const qsd = (): string[] => words(process.env.QEMU_STORAGE_DAEMON || 'qemu-storage-daemon')
 const debugfs = (): string[] => words(process.env.DEBUGFS || 'debugfs')
@@ -94,6 +95,7 @@ const SUPERVISOR = `set -u
 trap '' PIPE
 n=$1; shift; q=("\${@:1:$n}"); shift "$n"
 pidfile=$1; shift
+owner=$1; sock=$2; shift 2
 m=$1; shift; mounts=("\${@:1:$m}"); shift "$m"; all=("\${mounts[@]}")
 "\${q[@]}" --pidfile "$pidfile" </dev/null >&2 &
 qsd=$!
@@ -101,6 +103,8 @@ until [ -s "$pidfile" ]; do
   if ! kill -0 "$qsd" 2>/dev/null; then wait "$qsd"; exit 90; fi
   sleep 0.005
 done
+# The monitor socket (made before the pid file) is fleet's to connect to when fleet is not root.
+if [ -n "$owner" ]; then chown "$owner" "$sock" 2>/dev/null; fi
 echo fleet-exports-ready
 stdbuf -oL "$@" -f - 2>&1
 until umount "\${mounts[@]}" 2>/dev/null || ! kill -0 "$qsd" 2>/dev/null; do
@@ -119,6 +123,12 @@ if [ "$rc" -ne 0 ]; then for f in "\${all[@]}"; do umount "$f" 2>/dev/null || um
 exit "$rc"
 `
 
+/** Where a session in `dir` has the daemon listen for QMP; undefined when the path is too long for a socket address. */
+export function monitorPath(dir: string): string | undefined {
+  const p = join(dir, 'qmp.sock')
+  return Buffer.byteLength(p) < 100 ? p : undefined
+}
+
 /** Refuses what debugfs's own quoting cannot carry (it splits on blanks, honours double quotes). */
 function quote(arg: string): string {
   if (/["\0-\x1f\x7f]/.test(arg)) throw new Error(`debugfs argument with a quote or control character: ${JSON.stringify(arg)}`)
@@ -134,23 +144,35 @@ function quote(arg: string): string {
 export class E2fsSession {
   private readonly marker = `fleet-mark-${randomUUID()}`
   private dead: ToolError | undefined
+  private qmp: Promise<QmpClient> | undefined
 
-  private constructor(private readonly session: Session, private readonly images: string[], private readonly argv: string[]) {}
+  private constructor(private readonly session: Session, private readonly images: string[], private readonly argv: string[], private readonly socket?: string) {}
 
-  /** Exports `files` (qcow2) as `dir`/0.img, 1.img…, and starts debugfs with no filesystem open. */
-  static async open(files: string[], dir: string): Promise<E2fsSession> {
+  /**
+   * Exports `files` (qcow2) as `dir`/0.img, 1.img…, and starts debugfs with no filesystem open.
+   * `monitor`: the daemon also listens for QMP on monitorPath(dir) (which must fit a socket address).
+   */
+  static async open(files: string[], dir: string, opts: { monitor?: boolean } = {}): Promise<E2fsSession> {
     const images = files.map((_, i) => join(dir, `${i}.img`))
     for (const m of images) await writeFile(m, '', { mode: 0o600 })
     // Ready means the daemon wrote its pid file: none may be left from an earlier session here.
     await rm(join(dir, 'qsd.pid'), { force: true })
     const q = [...qsd()]
+    const socket = opts.monitor ? monitorPath(dir) : undefined
+    if (opts.monitor && !socket) throw new Error(`monitor socket path under ${dir} is too long`)
+    if (socket) {
+      await rm(socket, { force: true })
+      q.push('--chardev', `socket,id=fleet-qmp,path=${socket.replaceAll(',', ',,')},server=on,wait=off`, '--monitor', 'chardev=fleet-qmp')
+    }
+    const me = process.getuid?.() ?? 0
     for (const [i, file] of files.entries()) {
       q.push('--blockdev', JSON.stringify({ driver: 'qcow2', 'node-name': `d${i}`, file: { driver: 'file', filename: file } }))
       // The export flushes on close and fsync, which debugfs issues when it closes a filesystem.
       q.push('--export', JSON.stringify({ type: 'fuse', id: `e${i}`, 'node-name': `d${i}`, mountpoint: images[i], writable: true, 'allow-other': 'off' }))
     }
-    const argv = ['-c', SUPERVISOR, 'fleet-e2fs', String(q.length), ...q, join(dir, 'qsd.pid'), String(images.length), ...images, ...debugfs()]
-    const s = new E2fsSession(await startSession(['bash'], argv, { privileged: true }), images, argv)
+    const owner = socket && me !== 0 ? `${me}:${process.getgid?.() ?? me}` : ''
+    const argv = ['-c', SUPERVISOR, 'fleet-e2fs', String(q.length), ...q, join(dir, 'qsd.pid'), owner, socket ?? '', String(images.length), ...images, ...debugfs()]
+    const s = new E2fsSession(await startSession(['bash'], argv, { privileged: true }), images, argv, socket)
     const first = await s.session.nextLine()
     if (first !== 'fleet-exports-ready') {
       const r = await s.session.end()
@@ -164,6 +186,18 @@ export class E2fsSession {
 
   image(i: number): string {
     return this.images[i]!
+  }
+
+  /** The daemon's name for image i (its block node). */
+  node(i: number): string {
+    return `d${i}`
+  }
+
+  /** The daemon's monitor (connected on first use); only for a session opened with `monitor`. */
+  monitor(): Promise<QmpClient> {
+    if (!this.socket) throw new Error('E2fsSession: opened without a monitor')
+    this.qmp ??= QmpClient.open(this.socket)
+    return this.qmp
   }
 
   /** Sends commands in one write; resolves with their output lines (debugfs's echo of them removed). */
@@ -224,6 +258,9 @@ export class E2fsSession {
 
   /** Ends debugfs (EOF): it closes any open filesystem, then the daemon flushes and stops. */
   async close(): Promise<void> {
+    const qmp = this.qmp
+    this.qmp = undefined
+    await qmp?.then((c) => c.close(), () => undefined)
     if (this.dead) return
     const r = await this.session.end()
     if (r.exitCode !== 0) throw new ToolError('bash', this.argv.slice(0, 1), r.exitCode, r.error ?? this.session.stderr())

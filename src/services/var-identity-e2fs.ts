@@ -14,7 +14,8 @@ import { again, e2fsckRefused, IDENTITY, inParallel, inUse, NEW, OLD, refuseLock
  * The appliance-free sync; resolves with why it could not be used (nothing written then), or
  * undefined when done. A rollback point (var-rollback-point.ts) covers each disk while it is
  * written; a disk an earlier, unfinished sync left with errors e2fsck -p will not repair is put
- * back to its point first, once.
+ * back to its point first, once. The points are taken and dropped through the daemon's monitor
+ * while it holds the disks; where its socket path would be too long, with qemu-img before and after.
  */
 export async function resyncE2fs(disks: Disk[], work: string, log: (line: string) => void, reverted = false, taken = new Set<string>()): Promise<string | undefined> {
   const points: RollbackPoint[] = []
@@ -23,34 +24,41 @@ export async function resyncE2fs(disks: Disk[], work: string, log: (line: string
   const dropTaken = async (): Promise<void> => {
     await inParallel(points.filter((p) => taken.has(key(p))), (p) => rollback.drop(p).catch(() => {}))
   }
-  const got = await inParallel(disks, async (d, i) => {
-    try {
-      await mkdir(join(work, `sb${i}`), { recursive: true, mode: 0o700 })
-      return { point: await rollback.takeRollbackPoint(d.file, join(work, `sb${i}`)) }
-    } catch (e) {
-      return { error: e }
+  /** Takes (or finds) every disk's point; the first failure, if any. */
+  const takePoints = async (via: (d: Disk, i: number) => rollback.DiskSnapshots): Promise<{ error?: unknown } | undefined> => {
+    const got = await inParallel(disks, async (d, i): Promise<{ point?: RollbackPoint; error?: unknown }> => {
+      try {
+        await mkdir(join(work, `sb${i}`), { recursive: true, mode: 0o700 })
+        return { point: await rollback.takeRollbackPoint(via(d, i), join(work, `sb${i}`)) }
+      } catch (error) {
+        return { error }
+      }
+    })
+    for (const r of got) {
+      const p = r.point
+      if (!p) continue
+      // After going back, the points this call took earlier are found again: still this call's.
+      if (taken.has(key(p))) p.leftover = false
+      if (!p.leftover) taken.add(key(p))
+      points.push(p)
     }
-  })
-  for (const r of got) {
-    if (!r.point) continue
-    const p = r.point
-    // After going back, the points this call took earlier are found again: still this call's.
-    if (taken.has(key(p))) p.leftover = false
-    if (!p.leftover) taken.add(key(p))
-    points.push(p)
-  }
-  const failed = got.find((r) => !r.point)
-  if (failed) {
-    await dropTaken()
-    // A running VM holds the write lock a snapshot needs.
-    await refuseLocked(disks)
-    throw failed.error
+    return got.find((r) => !r.point)
   }
   const exports = join(work, 'exports')
   await mkdir(exports, { recursive: true, mode: 0o700 })
+  const monitor = e2fs.monitorPath(exports) !== undefined
+  if (!monitor) {
+    const failed = await takePoints((d) => rollback.byQemuImg(d.file))
+    if (failed) {
+      await dropTaken()
+      // A running VM holds the write lock a snapshot needs.
+      await refuseLocked(disks)
+      throw failed.error
+    }
+  }
   let s: e2fs.E2fsSession
   try {
-    s = await e2fs.E2fsSession.open(disks.map((d) => d.file), exports)
+    s = await e2fs.E2fsSession.open(disks.map((d) => d.file), exports, { monitor })
   } catch (e) {
     await dropTaken()
     // A VM started since the check above: the daemon could not take the write lock.
@@ -58,21 +66,31 @@ export async function resyncE2fs(disks: Disk[], work: string, log: (line: string
     if (e instanceof ToolError) return `the FUSE export failed: ${e.stderr.trim().split('\n').slice(-1)[0] ?? ''}`
     throw e
   }
+  const session = s
+  // Ends the session; points taken through its monitor are dropped first, while it still runs.
+  const end = async (drop: () => Promise<void>): Promise<void> => {
+    if (monitor) await drop()
+    await session.close()
+    if (!monitor) await drop()
+  }
   let writing = false
   try {
+    if (monitor) {
+      const failed = await takePoints((d, i) => rollback.bySession(session, i, d.file))
+      if (failed) throw failed.error
+    }
     const found = await inParallel(disks, (_, i) => e2fs.probe(s.image(i)))
     for (const [i, d] of disks.entries()) refuseUnlessVar(d.file, found[i]!.type, found[i]!.label)
     const checked = await inParallel(disks, (_, i) => e2fs.e2fsck(s.image(i)))
     for (const [i, d] of disks.entries()) {
       const r = checked[i]!
       if (r.result === 'unusable') {
-        await s.close()
-        await dropTaken()
+        await end(dropTaken)
         return `e2fsck cannot use ${d.file}: ${r.output.split('\n').slice(-1)[0]}`
       }
       if (r.result === 'errors') {
         if (!reverted && (await rollback.safeToRevert(points[i]!, work))) {
-          await s.close()
+          await end(async () => {})
           log(`/var disk ${d.file}: an earlier identity sync did not finish and left errors e2fsck -p will not repair; going back to the state before it (the guest has not mounted it since)`)
           await rollback.revert(points[i]!)
           return await resyncE2fs(disks, work, log, true, taken)
@@ -99,13 +117,12 @@ export async function resyncE2fs(disks: Disk[], work: string, log: (line: string
       }
     }
   } catch (e) {
-    await s.close().catch(() => {})
-    if (!writing) await dropTaken()
+    await end(writing ? async () => {} : dropTaken).catch(() => {})
     throw e
   }
-  await s.close()
-  // Written and flushed: the points have done their job. One that cannot be dropped only costs space.
-  await inParallel(points, (p) => rollback.drop(p).catch((e: Error) => log(`/var disk ${p.file}: could not remove the internal snapshot ${p.name} (${e.message}); qemu-img snapshot -d ${p.name} ${p.file} removes it`)))
+  // Written and flushed (each disk's last debugfs batch closed its filesystem through the export):
+  // the points have done their job. One that cannot be dropped only costs space.
+  await end(() => inParallel(points, (p) => rollback.drop(p).catch((e: Error) => log(`/var disk ${p.file}: could not remove the internal snapshot ${p.name} (${e.message}); qemu-img snapshot -d ${p.name} ${p.file} removes it`))).then(() => undefined))
   return undefined
 }
 
