@@ -1,6 +1,5 @@
 import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
-import { confirm } from '@inquirer/prompts'
 import { BaseCommand } from '../base-command.js'
 import { ExitCode } from '../errors.js'
 import { dryRun, identity, timeout, virtType } from '../flags.js'
@@ -45,6 +44,8 @@ Each VM's outcome is listed; the exit status is 3 when any VM failed.`
       confirm: async (orphans) => {
         if (f.yes) return true
         if (!process.stdin.isTTY || this.jsonEnabled()) return false
+        // Loaded only to ask: the prompt library is a large part of start-up.
+        const { confirm } = await import('@inquirer/prompts')
         return confirm({ message: `Destroy ${orphans.map((o) => o.name).join(', ')} (domain and boot overlay; /var disks are kept)?`, default: false })
       },
       restart: !f['no-restart'], start: f.start, timeoutS: f.timeout, force: f.force,

@@ -8,7 +8,7 @@ import { BaseCommand } from '../base-command.js'
 import { dryRun, fieldFlags, identity, virtType } from '../flags.js'
 import { DEFAULTS } from '../machines/model.js'
 import { askNewMachine, canPrompt } from '../prompts/new-machine.js'
-import { createVm, type CreateBatch, type CreateVmResult } from '../services/create-vm.js'
+import { createVm, withCreateBatch, type CreateVmResult } from '../services/create-vm.js'
 import { specFromFlags } from '../services/new-machine-spec.js'
 
 export default class CreateVm extends BaseCommand<typeof CreateVm> {
@@ -65,10 +65,9 @@ own lock and undo); one that fails is reported and the others go on (exit 3).`
       await show(r)
       return r
     }
-    const batch: CreateBatch = {}
     // New definitions pick their MAC, UUID and SSH port against the ones written before them: one at a time.
     const anyNew = names.some((n) => !existsSync(machineDir(ctx.paths, n)))
-    const out = await eachVm(names, (n) => createVm({ ...ctx, log: (l) => ctx.log(`${n}: ${l}`) }, n, { given, yes: f.yes }, { start: f.start }, batch), this.progress, anyNew ? 1 : BATCH_CONCURRENCY)
+    const out = await withCreateBatch(ctx.paths, (batch) => eachVm(names, (n) => createVm({ ...ctx, log: (l) => ctx.log(`${n}: ${l}`) }, n, { given, yes: f.yes }, { start: f.start }, batch), this.progress, anyNew ? 1 : BATCH_CONCURRENCY))
     for (const o of out) if (o.result) await show(o.result)
     else if (!this.jsonEnabled()) this.log(`${o.name}: FAILED: ${o.error}`)
     if (anyFailed(out)) process.exitCode = batchExitCode(out)

@@ -1,6 +1,5 @@
 import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
-import { confirm } from '@inquirer/prompts'
 import { vmName, vmNames } from '../name.js'
 import { BaseCommand } from '../base-command.js'
 import { UserError } from '../errors.js'
@@ -34,6 +33,7 @@ With several names each VM is destroyed on its own (its own lock); --delete-data
     const who = names.join(', ')
     if (this.flags['delete-data'] && !this.flags.yes && !this.flags['dry-run']) {
       if (!process.stdin.isTTY) throw new UserError(`machine ${who}: --delete-data deletes the /var disk; pass --yes to confirm without a terminal`)
+      const { confirm } = await import('@inquirer/prompts') // loaded only to ask
       if (!(await confirm({ message: `Delete the /var disk of ${who} for good?`, default: false }))) throw new UserError(`machine ${who}: not destroyed (data deletion not confirmed)`)
     }
     const ctx = this.context({ dryRun: this.flags['dry-run'] })

@@ -60,6 +60,23 @@ export async function makeScratch(paths: Paths, kind: string, opts: { privileged
   }
 }
 
+/**
+ * A folder of its own inside `parent` (0700, covered by the parent's lock: no lock of its own);
+ * remove() removes just it. For the operations of a batch that share one scratch folder.
+ */
+export async function nestedScratch(parent: Scratch, kind: string): Promise<Scratch> {
+  const dir = await mkdtemp(join(parent.dir, `${kind}-`))
+  let removed = false
+  return {
+    dir,
+    remove: async () => {
+      if (removed) return
+      removed = true
+      await rm(dir, { recursive: true, force: true })
+    },
+  }
+}
+
 /** Removes scratch folders left by processes that are gone; returns what it removed. */
 export async function sweepScratch(paths: Paths): Promise<string[]> {
   return [...await sweepIn(paths, paths.tmp), ...await sweepIn(paths, paths.verify)]

@@ -8,7 +8,7 @@ import { UserError } from '../errors.js'
 import { vmName } from '../name.js'
 import { anyFailed, BATCH_CONCURRENCY, eachVm } from './batch.js'
 import type { FleetContext } from './context.js'
-import { createVm, type CreateBatch } from './create-vm.js'
+import { createVm, withCreateBatch } from './create-vm.js'
 import { defineVm, destroyVm, redefineVm } from './lifecycle.js'
 import { planFleet, type PlanAction, type PlanEntry, type PlanResult } from './plan.js'
 import { upgrade, upgradeFailed, type UpgradeOptions } from './upgrade.js'
@@ -72,12 +72,11 @@ export async function applyFleet(ctx: FleetContext, names: readonly string[], op
 
   t0 = performance.now()
   const creates = of('create')
-  const batch: CreateBatch = {}
   // Several at once, each under its own lock and undo; progress lines name their VM.
-  record(creates, await eachVm(creates.map((v) => vmName(v.name)), async (n) => {
+  record(creates, await withCreateBatch(ctx.paths, (batch) => eachVm(creates.map((v) => vmName(v.name)), async (n) => {
     const r = await createVm({ ...ctx, log: (l) => ctx.log(`${n}: ${l}`) }, n, { given: {}, yes: true }, { start: opts.start }, batch)
     return { restarted: false, ...(r.started ? { detail: 'created and started' } : {}) }
-  }, ctx.log, BATCH_CONCURRENCY), 'created')
+  }, ctx.log, BATCH_CONCURRENCY)), 'created')
   timings.create = Math.round(performance.now() - t0)
 
   t0 = performance.now()

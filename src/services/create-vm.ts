@@ -14,14 +14,14 @@ import { ensureHostKeyPair, writeNewMachine } from '../machines/new-machine.js'
 import { fieldOf, type HostFacts, type NewMachineSpec } from '../machines/fields.js'
 import { checkMachineOnHost, validateFields } from '../machines/spec-checks.js'
 import { loadAllMachines, loadMachine, machineDir, readIdentity } from '../machines/repository.js'
-import { vmFiles, type VmFiles } from '../repo.js'
+import { vmFiles, type Paths, type VmFiles } from '../repo.js'
 import { resolveChannel } from '../store/images.js'
 import { createOverlay } from '../store/qcow2-overlay.js'
 import { RolledBack } from '../util/undo.js'
 import { beginUndo, endUndo, step } from '../util/interrupt.js'
 import { beginIntent, vmTarget } from '../ops/intent.js'
 import { undoCreate, type CreateData } from '../ops/recovery.js'
-import { makeScratch } from '../ops/scratch.js'
+import { makeScratch, nestedScratch, type Scratch } from '../ops/scratch.js'
 import { recoverFirst, withStore, withVms } from '../ops/vm-op.js'
 import { writeFileAtomic } from '../util/fsx.js'
 import type { FleetContext } from './context.js'
@@ -64,6 +64,21 @@ export interface CreateBatch {
   host?: Promise<HostFacts>
   addresses?: Promise<HostAddresses>
   reach?: Promise<void>
+  /** The batch's scratch folder (withCreateBatch): each create works in a folder of its own inside it. */
+  scratch?: () => Promise<Scratch>
+}
+
+/**
+ * Runs `fn` with a batch whose creates share one scratch folder, made on first use and removed at
+ * the end (one lock for all of them instead of one each; a killed fleet's is swept as any other).
+ */
+export async function withCreateBatch<T>(paths: Paths, fn: (batch: CreateBatch) => Promise<T>): Promise<T> {
+  let made: Promise<Scratch> | undefined
+  try {
+    return await fn({ scratch: () => (made ??= makeScratch(paths, 'create')) })
+  } finally {
+    if (made) await (await made.catch(() => undefined))?.remove()
+  }
 }
 
 export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineRequest, opts: { start: boolean }, batch: CreateBatch = {}): Promise<CreateVmResult> {
@@ -157,7 +172,7 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
     if (isNew && existsSync(dir)) throw new UserError(`machine ${name}: ${dir} was created by another fleet process meanwhile; nothing was changed`, `Look at it, then \`fleet create-vm ${name}\` uses it as it is.`)
     await checkNothingThere(name, files)
     const oldXml = existsSync(result.xml) ? await readFile(result.xml, 'utf8') : undefined
-    const scratch = remote ? undefined : await makeScratch(paths, `create-${name}`)
+    const scratch = remote ? undefined : batch.scratch ? await nestedScratch(await batch.scratch(), name) : await makeScratch(paths, `create-${name}`)
     const data: CreateData = { newDefinition: Boolean(spec), xmlBefore: oldXml ?? null, consoleBefore: existsSync(files.console), varBefore: existsSync(files.var), dirBefore: existsSync(files.dir),
       ...(remote ? { remote: { varBefore: (await vmVolumes(remote, name)).varComplete } } : {}) }
     const intent = await beginIntent(paths, vmTarget(name), 'create', 'started', data)
