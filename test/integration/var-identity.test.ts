@@ -168,6 +168,32 @@ describe('/var identity resync', () => {
     expectNoStagedKeys()
   }, 120_000)
 
+  it('where the daemon\'s monitor socket path would not fit, the rollback points are taken and dropped with qemu-img: same crash and recovery', async () => {
+    const snaps = async (f: string): Promise<string[]> => ((JSON.parse(String((await execa('qemu-img', ['info', '-U', '--output=json', f])).stdout)) as { snapshots?: { name: string }[] }).snapshots ?? []).map((x) => x.name)
+    const deep = (): string => {
+      const d = join(tmpDir(), 'a-folder-name-long-enough-that-a-unix-socket-path-below-it-does-not-fit-in-sun-path')
+      mkdirSync(d, { mode: 0o700 })
+      return d
+    }
+    const f = disk('deep-crashed')
+    await makeDisk(f, withHome(under('identity', OLD)))
+    process.env.DEBUGFS = 'strace -f -o /dev/null -e trace=pwrite64 -e inject=pwrite64:signal=KILL:when=20 debugfs'
+    try {
+      expect(await resyncIdentity([{ file: f, identity: NEW }], deep()).catch((e: unknown) => e)).toBeInstanceOf(ToolError)
+    } finally {
+      delete process.env.DEBUGFS
+    }
+    expect(await snaps(f)).toEqual(['fleet-identity-sync-m0'])
+    expect(await resyncIdentity([{ file: f, identity: NEW }], deep())).toBe('e2fs')
+    const { files, dirs } = await readDisk(f)
+    expectIdentity(files, (p) => files[p]!.data, NEW, f)
+    expect(dirs.filter((d) => d.startsWith('/identity')), f).toEqual(['/identity'])
+    expect(sha256(files['/home/data']!.data), `${f}: /home`).toBe(sha256(HOME))
+    expect(await snaps(f)).toEqual([])
+    for (const d of readdirSync(work)) rmSync(join(work, d, 'a-folder-name-long-enough-that-a-unix-socket-path-below-it-does-not-fit-in-sun-path'), { recursive: true, force: true })
+    expectNoStagedKeys()
+  }, 120_000)
+
   // States an interrupted resync (or the old delete-then-upload resync) can leave.
   const STATES: Record<string, Tree> = {
     'clean-old': under('identity', OLD),
