@@ -29,6 +29,38 @@ export async function hostAddresses(): Promise<HostAddresses> {
   return out
 }
 
+/** One domain's XML (definition, and the live one of a running domain), lowercased for searching. */
+export interface HostDomainText {
+  name: string
+  xmls: string[]
+  lower: string[]
+}
+
+/** Every domain's XML, unparsed: hostUserOf parses only those that hold the address asked about. */
+export async function hostDomainTexts(): Promise<HostDomainText[]> {
+  return (await listDomains()).map((d) => {
+    const xmls = [d.xml, ...(d.liveXml ? [d.liveXml] : [])]
+    return { name: d.name, xmls, lower: xmls.map((x) => x.toLowerCase()) }
+  })
+}
+
+/**
+ * A domain other than `self` whose definition or live configuration uses the MAC or UUID, if any.
+ * An XML whose text does not contain the value cannot use it; only the others are parsed.
+ */
+export function hostUserOf(domains: readonly HostDomainText[], kind: 'mac' | 'uuid', value: string, self: string): string | undefined {
+  const v = value.toLowerCase()
+  for (const d of domains) {
+    if (d.name === self) continue
+    for (const [i, xml] of d.xmls.entries()) {
+      if (!d.lower[i]!.includes(v)) continue
+      const p = parseDomain(xml)
+      if (kind === 'uuid' ? p.uuid?.toLowerCase() === v : p.macs.some((m) => m?.toLowerCase() === v)) return d.name
+    }
+  }
+  return undefined
+}
+
 export interface DacLabel {
   uid: number
   gid: number

@@ -6,7 +6,7 @@ import type { VmName } from '../name.js'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { chmod, readFile, rm } from 'node:fs/promises'
-import { hostAddresses, type HostAddresses } from '../adapters/libvirt-host.js'
+import { hostDomainTexts, hostUserOf, type HostDomainText } from '../adapters/libvirt-host.js'
 import { checkQemuCanReach, makeVmDirs, VM_DISK_MODE } from './permissions.js'
 import * as libvirt from '../adapters/libvirt.js'
 import { UserError } from '../errors.js'
@@ -57,12 +57,12 @@ export interface CreateVmResult {
 
 /**
  * Host facts a batch of creates (create-vm with several names, apply) reads once instead of per
- * VM: the host's networks, the MACs/UUIDs of its domains, qemu's access to the state directory.
+ * VM: the host's networks, its domains' XML (MACs and UUIDs in use), qemu's access to the state directory.
  * Each create still checks its own VM under its lock.
  */
 export interface CreateBatch {
   host?: Promise<HostFacts>
-  addresses?: Promise<HostAddresses>
+  domains?: Promise<HostDomainText[]>
   reach?: Promise<void>
   /** The batch's scratch folder (withCreateBatch): each create works in a folder of its own inside it. */
   scratch?: () => Promise<Scratch>
@@ -150,11 +150,11 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
       // A dry run that would make the missing host key pair has no pair to check yet.
       if (!(ctx.dryRun && keyMissing)) existingIdentity = await readIdentity(existing, ctx.keyring, madeKey ? new Map([['ssh_host_ed25519_key', madeKey]]) : undefined)
       // A definition from git may carry a MAC or UUID another domain on this host already uses.
-      const onHost = await (batch.addresses ??= hostAddresses())
-      const macUser = onHost.macs.get(existing.mac.toLowerCase())
-      if (macUser && macUser !== name) throw new UserError(`machine ${name}: MAC ${existing.mac} in machine.json is already used by the libvirt domain ${macUser} on this host`, `Give ${name} another MAC (delete the "mac" line; \`fleet create-vm\` of a new definition picks a random free one).`)
-      const uuidUser = onHost.uuids.get(existing.uuid.toLowerCase())
-      if (uuidUser && uuidUser !== name) throw new UserError(`machine ${name}: UUID ${existing.uuid} in machine.json is already used by the libvirt domain ${uuidUser} on this host`, 'Give it another UUID (e.g. from `uuidgen`).')
+      const onHost = await (batch.domains ??= hostDomainTexts())
+      const macUser = hostUserOf(onHost, 'mac', existing.mac, name)
+      if (macUser) throw new UserError(`machine ${name}: MAC ${existing.mac} in machine.json is already used by the libvirt domain ${macUser} on this host`, `Give ${name} another MAC (delete the "mac" line; \`fleet create-vm\` of a new definition picks a random free one).`)
+      const uuidUser = hostUserOf(onHost, 'uuid', existing.uuid, name)
+      if (uuidUser) throw new UserError(`machine ${name}: UUID ${existing.uuid} in machine.json is already used by the libvirt domain ${uuidUser} on this host`, 'Give it another UUID (e.g. from `uuidgen`).')
     } catch (e) {
       for (const f of made) await rm(f, { force: true })
       throw e
