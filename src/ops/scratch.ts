@@ -10,6 +10,7 @@ import { run } from '../adapters/exec.js'
 import type { Paths } from '../repo.js'
 import { makeVmDir } from '../services/permissions.js'
 import { acquire, tryAcquire } from '../util/lock.js'
+import { once } from '../util/once.js'
 import { removeVerifyDomain } from './verify-domain.js'
 
 /** The scratch folders this process made and still holds: a sweep skips them without asking flock. */
@@ -46,17 +47,14 @@ export async function makeScratch(paths: Paths, kind: string, opts: { privileged
     throw e
   })
   if (opts.qemu) await makeVmDir(dir)
-  let removed = false
   return {
     dir,
-    remove: async () => {
-      if (removed) return
-      removed = true
+    remove: once(async () => {
       await removeTree(dir, Boolean(opts.privileged))
       await rm(`${dir}.lock`, { force: true })
       await lock.release()
       ours.delete(dir)
-    },
+    }),
   }
 }
 
@@ -66,15 +64,7 @@ export async function makeScratch(paths: Paths, kind: string, opts: { privileged
  */
 export async function nestedScratch(parent: Scratch, kind: string): Promise<Scratch> {
   const dir = await mkdtemp(join(parent.dir, `${kind}-`))
-  let removed = false
-  return {
-    dir,
-    remove: async () => {
-      if (removed) return
-      removed = true
-      await rm(dir, { recursive: true, force: true })
-    },
-  }
+  return { dir, remove: once(() => rm(dir, { recursive: true, force: true })) }
 }
 
 /** Removes scratch folders left by processes that are gone; returns what it removed. */

@@ -9,6 +9,7 @@ import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { tryRun } from '../adapters/exec.js'
 import { BusyError, ToolError } from '../errors.js'
+import { once } from './once.js'
 
 export interface Lock {
   file: string
@@ -69,16 +70,13 @@ async function acquireShared(file: string, what: string, opts: LockOptions): Pro
     held.holders--
     throw e
   })
-  let released = false
   return {
     file,
-    release: async () => {
-      if (released) return
-      released = true
+    release: once(async () => {
       if (--held.holders > 0) return
       if (sharedHeld.get(file) === held) sharedHeld.delete(file)
       await fh.close() // the last holder: closing the only descriptor drops the flock
-    },
+    }),
   }
 }
 
@@ -86,15 +84,7 @@ async function acquireShared(file: string, what: string, opts: LockOptions): Pro
 export async function acquire(file: string, what: string, opts: LockOptions = {}): Promise<Lock> {
   if (opts.shared) return acquireShared(file, what, opts)
   const fh = await take(file, what, opts, false)
-  let released = false
-  return {
-    file,
-    release: async () => {
-      if (released) return
-      released = true
-      await fh.close() // closing the only descriptor drops the flock
-    },
-  }
+  return { file, release: once(() => fh.close()) } // closing the only descriptor drops the flock
 }
 
 /** Opens the lock file and flocks it, waiting up to waitMs; the held descriptor. */

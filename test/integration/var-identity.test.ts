@@ -57,6 +57,20 @@ function expectNoStagedKeys(): void {
   expect(filesContaining(work, Buffer.from(OLD_KEY))).toEqual([])
 }
 
+const snaps = async (f: string): Promise<string[]> => ((JSON.parse(String((await execa('qemu-img', ['info', '-U', '--output=json', f])).stdout)) as { snapshots?: { name: string }[] }).snapshots ?? []).map((x) => x.name)
+
+/** A disk holding OLD whose sync to NEW dies with debugfs SIGKILLed at its 20th block write (as a host crash would): its rollback point stays. */
+async function crashInDebugfs(f: string, tmp: string): Promise<void> {
+  await makeDisk(f, withHome(under('identity', OLD)))
+  process.env.DEBUGFS = 'strace -f -o /dev/null -e trace=pwrite64 -e inject=pwrite64:signal=KILL:when=20 debugfs'
+  try {
+    expect(await resyncIdentity([{ file: f, identity: NEW }], tmp).catch((e: unknown) => e)).toBeInstanceOf(ToolError)
+  } finally {
+    delete process.env.DEBUGFS
+  }
+  expect(await snaps(f)).toEqual(['fleet-identity-sync-m0'])
+}
+
 describe('/var identity resync', () => {
   it('isLocked sees a running qemu holding the disk; resync then refuses, naming the disk', async () => {
     const file = disk('locked')
@@ -126,17 +140,9 @@ describe('/var identity resync', () => {
   }, 120_000)
 
   it('a sync killed inside debugfs (as a host crash would) leaves a rollback point; the next sync goes back to it only if the guest never mounted since', async () => {
-    const snaps = async (f: string): Promise<string[]> => ((JSON.parse(String((await execa('qemu-img', ['info', '-U', '--output=json', f])).stdout)) as { snapshots?: { name: string }[] }).snapshots ?? []).map((x) => x.name)
     // Real: debugfs SIGKILLed at its 20th block write, in the middle of writing /identity.new.
     const crashed = disk('crashed')
-    await makeDisk(crashed, withHome(under('identity', OLD)))
-    process.env.DEBUGFS = 'strace -f -o /dev/null -e trace=pwrite64 -e inject=pwrite64:signal=KILL:when=20 debugfs'
-    try {
-      expect(await resyncIdentity([{ file: crashed, identity: NEW }], tmpDir()).catch((e: unknown) => e)).toBeInstanceOf(ToolError)
-    } finally {
-      delete process.env.DEBUGFS
-    }
-    expect(await snaps(crashed)).toEqual(['fleet-identity-sync-m0'])
+    await crashInDebugfs(crashed, tmpDir())
     // Deterministic: disks whose current content e2fsck -p cannot repair, with a point from a
     // sync that did not finish, taken when the filesystem was last mounted at time 0 (never) or later.
     const never = disk('never-mounted')
@@ -169,21 +175,13 @@ describe('/var identity resync', () => {
   }, 120_000)
 
   it('where the daemon\'s monitor socket path would not fit, the rollback points are taken and dropped with qemu-img: same crash and recovery', async () => {
-    const snaps = async (f: string): Promise<string[]> => ((JSON.parse(String((await execa('qemu-img', ['info', '-U', '--output=json', f])).stdout)) as { snapshots?: { name: string }[] }).snapshots ?? []).map((x) => x.name)
     const deep = (): string => {
       const d = join(tmpDir(), 'a-folder-name-long-enough-that-a-unix-socket-path-below-it-does-not-fit-in-sun-path')
       mkdirSync(d, { mode: 0o700 })
       return d
     }
     const f = disk('deep-crashed')
-    await makeDisk(f, withHome(under('identity', OLD)))
-    process.env.DEBUGFS = 'strace -f -o /dev/null -e trace=pwrite64 -e inject=pwrite64:signal=KILL:when=20 debugfs'
-    try {
-      expect(await resyncIdentity([{ file: f, identity: NEW }], deep()).catch((e: unknown) => e)).toBeInstanceOf(ToolError)
-    } finally {
-      delete process.env.DEBUGFS
-    }
-    expect(await snaps(f)).toEqual(['fleet-identity-sync-m0'])
+    await crashInDebugfs(f, deep())
     expect(await resyncIdentity([{ file: f, identity: NEW }], deep())).toBe('e2fs')
     const { files, dirs } = await readDisk(f)
     expectIdentity(files, (p) => files[p]!.data, NEW, f)
