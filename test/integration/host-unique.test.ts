@@ -42,4 +42,18 @@ describe.skipIf(libvirtMissing)('MAC and UUID unique against the host', () => {
     expect(existsSync(join(b.state, 'vms', web2))).toBe(false)
     expect((await virsh(['domstate', web2])).code).not.toBe(0)
   })
+
+  it('refuses one whose UUID another fleet\'s domain uses, creating nothing', async () => {
+    const dst = join(b.repo, 'machines', web2)
+    const json = JSON.parse(readFileSync(join(a.repo, 'machines', web1, 'machine.json'), 'utf8')) as { mac: string; uuid: string }
+    // A fresh MAC, so only the UUID is shared.
+    const mac = `52:54:00:${randomUUID().slice(0, 6).match(/../g)!.join(':')}`
+    writeFileSync(join(dst, 'machine.json'), JSON.stringify({ ...json, mac }, null, 2) + '\n')
+    const r = await fleet(b, ['create-vm', web2])
+    expect(r.code, r.stderr).toBe(2)
+    expect(r.stderr).toContain(`is already used by the libvirt domain ${web1}`)
+    expect(r.stderr).toContain(`machine ${web2}: UUID ${json.uuid} in machine.json`)
+    expect(existsSync(join(b.state, 'vms', web2))).toBe(false)
+    expect((await virsh(['domstate', web2])).code).not.toBe(0)
+  })
 })
