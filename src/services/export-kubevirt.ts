@@ -88,7 +88,7 @@ export async function planExport(ctx: FleetContext, names: readonly string[], re
 }
 
 /** The redacted unified diff between an exported file's text and the desired one. */
-export function exportDiff(old: string | undefined, now: string, file: string): string[] {
+export async function exportDiff(old: string | undefined, now: string, file: string): Promise<string[]> {
   const show = (t: string) => {
     try {
       return `${JSON.stringify(redactSecrets(JSON.parse(t) as Record<string, unknown>), null, 2)}\n`
@@ -110,7 +110,7 @@ export async function exportKubevirt(ctx: FleetContext, names: readonly string[]
     const file = join(o.out, `${p.machine.name}.json`)
     const old = await readIfThere(file)
     const status = old === undefined ? 'created' : old === p.text ? 'unchanged' : 'updated'
-    machines.push({ name: p.machine.name, file, status, bootImage: p.boot.image, varImage: p.var.image, diff: exportDiff(old, p.text, file) })
+    machines.push({ name: p.machine.name, file, status, bootImage: p.boot.image, varImage: p.var.image, diff: await exportDiff(old, p.text, file) })
   }
   const boots = new Map(planned.map((p) => [p.boot.archive, p]))
   const vars = new Map(planned.map((p) => [p.var.archive, p]))

@@ -32,12 +32,12 @@ export async function kubevirtDrift(ctx: FleetContext, names: readonly string[],
       'Export first: `fleet export kubevirt --registry REGISTRY --out DIR`.')
   }
   const planned = await planExport(ctx, names, registry, dir)
-  const out: KubevirtDrift[] = planned.map((p) => {
+  const out: KubevirtDrift[] = await Promise.all(planned.map(async (p) => {
     const file = join(dir, `${p.machine.name}.json`)
     const old = texts.get(p.machine.name)
     const status = old === undefined ? 'not-exported' : old === p.text ? 'in-sync' : 'changed'
-    return { name: p.machine.name, status, file, diff: exportDiff(old, p.text, file) }
-  })
+    return { name: p.machine.name, status, file, diff: await exportDiff(old, p.text, file) }
+  }))
   if (!names.length) {
     const known = new Set(out.map((d) => d.name))
     for (const [n, text] of texts) if (!known.has(n) && registryOf(text)) out.push({ name: n, status: 'orphan', file: join(dir, `${n}.json`), diff: [] })

@@ -80,7 +80,7 @@ async function planVm(ctx: FleetContext, m: Machine): Promise<Planned> {
     plan: {
       name: m.name, baseFrom, baseTo: image.digest,
       identity: diffManifest(await readManifest(files.dir), manifestOf(identity)),
-      xmlChanged: oldXml !== xml, xmlDiff: unifiedDiff(oldXml ?? '', xml, `libvirt/${m.name}.xml`, `libvirt/${m.name}.xml (after upgrade)`),
+      xmlChanged: oldXml !== xml, xmlDiff: await unifiedDiff(oldXml ?? '', xml, `libvirt/${m.name}.xml`, `libvirt/${m.name}.xml (after upgrade)`),
       wasRunning: await libvirt.isActive(m.name),
     },
   }
