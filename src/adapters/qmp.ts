@@ -3,6 +3,9 @@
 import { connect, type Socket } from 'node:net'
 import { ToolError } from '../errors.js'
 
+/** An internal snapshot of a large, much-written disk updates many refcounts; still, never wait forever. */
+const REPLY_MS = 300_000
+
 type Reply = { return?: unknown; error?: { class: string; desc: string }; event?: string; QMP?: unknown }
 
 export class QmpClient {
@@ -51,10 +54,16 @@ export class QmpClient {
     return c
   }
 
+  /** The next reply; a daemon that does not answer within REPLY_MS is given up on (the socket closed). */
   private reply(): Promise<Reply> {
     return new Promise((resolve, reject) => {
       if (this.closedWith) return reject(this.closedWith)
-      this.waiting.push((r) => (r instanceof Error ? reject(r) : resolve(r)))
+      const timer = setTimeout(() => this.socket.destroy(new Error(`no reply within ${REPLY_MS / 1000}s`)), REPLY_MS)
+      this.waiting.push((r) => {
+        clearTimeout(timer)
+        if (r instanceof Error) reject(r)
+        else resolve(r)
+      })
     })
   }
 
