@@ -248,10 +248,15 @@ parent=$PPID; c=0
 exec 3> >(exec guestfish "$@")
 gf=$!
 while IFS= read -r line; do
+  hit=; case $line in "$KILL_AT"*) c=$((c+1)); [ "$c" -eq "$KILL_N" ] && hit=1 ;; esac
+  # A signal (Ctrl-C / SIGTERM) is sent before the command goes on, so it lands while the command
+  # runs; sent after, a busy host could let fleet see the reply first and go on to the next one.
+  if [ -n "$hit" ] && [ -n "$KILL_SIG" ]; then kill -"$KILL_SIG" "$parent"; fi
   printf '%s\\n' "$line" >&3
-  case $line in "$KILL_AT"*) c=$((c+1)); if [ "$c" -eq "$KILL_N" ]; then
+  if [ -n "$hit" ] && [ -z "$KILL_SIG" ]; then
     if [ -n "$KILL_APPLIANCE" ]; then sleep 2; pkill -9 -P "$gf"; fi
-    kill -"\${KILL_SIG:-KILL}" "$parent"; fi ;; esac
+    kill -KILL "$parent"
+  fi
 done
 exec 3>&-
 wait "$gf"
@@ -265,10 +270,13 @@ sup=$PPID; parent=$(ps -o ppid= -p "$sup" | tr -d ' '); c=0
 exec 3> >(exec debugfs "$@")
 dbg=$!
 while IFS= read -r line; do
+  hit=; case $line in "$KILL_AT"*) c=$((c+1)); [ "$c" -eq "$KILL_N" ] && hit=1 ;; esac
+  if [ -n "$hit" ] && [ -n "$KILL_SIG" ]; then kill -"$KILL_SIG" "$parent"; fi # as above
   printf '%s\\n' "$line" >&3
-  case $line in "$KILL_AT"*) c=$((c+1)); if [ "$c" -eq "$KILL_N" ]; then
+  if [ -n "$hit" ] && [ -z "$KILL_SIG" ]; then
     if [ -n "$KILL_APPLIANCE" ]; then sleep 1; pkill -9 -P "$sup" -f qemu-storage-daemon; fi
-    kill -"\${KILL_SIG:-KILL}" "$parent"; fi ;; esac
+    kill -KILL "$parent"
+  fi
 done
 exec 3>&-
 wait "$dbg"
