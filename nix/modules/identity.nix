@@ -30,19 +30,6 @@ let
   umount = "${initrdSystemd.util-linux}/bin/umount";
   # The image's own /etc/hosts (localhost lines and networking.hosts), from the store.
   defaultHosts = config.environment.etc.hosts.source;
-  # The files of ${dir} (docs/guest-contract.md), the only ones copied from the identity disk.
-  identityFiles = [
-    "machine-id"
-    "hostname"
-    "ssh_host_ed25519_key"
-    "ssh_host_ed25519_key.pub"
-    "resolv.conf"
-    "hosts"
-    "tcp_ports"
-    "udp_ports"
-    "admin_authorized_keys"
-    "user_authorized_keys"
-  ];
   # How long the initrd waits for the /var disk (filesystem.nix) before the boot is fatal.
   varTimeout = config.fleet.filesystem.varTimeout;
 in
@@ -163,61 +150,25 @@ in
         # The /var disk layout the contract promises; a fresh disk may lack the folders.
         mkdir -p /sysroot/var/home /sysroot/var/log/journal
 
-        # The core identity files of folder $1 present, the machine-id well-formed; else fatal ($2 prefixes the names).
-        check_core() {
-          local machine_id=""
-          if [ -f "$1/machine-id" ]; then
-            machine_id=$(< "$1/machine-id")
-          fi
-          [[ $machine_id =~ ^[0-9a-f]{32}$ ]] || fatal "''${2}machine-id missing or not 32 lowercase hex digits"
-          for f in hostname ssh_host_ed25519_key ssh_host_ed25519_key.pub; do
-            [ -s "$1/$f" ] || fatal "''${2}$f missing or empty"
-          done
-        }
+        # The identity steps every fleet image shares: fleet_check_core, fleet_finish_swap,
+        # fleet_find_identity_disk and fleet_copy_identity (docs/guest-contract.md).
+        ${builtins.readFile ./identity-disk.sh}
 
+        fleet_finish_swap "$id"
         # The identity disk (docs/guest-contract.md, "Identity from a disk"): the virtio disk with
-        # serial fleet-identity, an ISO9660 image of the identity files (KubeVirt's Secret volume),
-        # checked and copied into ${dir}. Every virtio disk is waited for (up to 5 s), so one
-        # still probing is not taken for none.
-        iddisk=""
-        for ((i = 0; ; i++)); do
-          pending=0
-          for v in /sys/bus/virtio/devices/*; do
-            [ "$(cat "$v/device" 2>/dev/null)" = 0x0002 ] || continue
-            b=""
-            for d in "$v"/block/*; do [ -e "$d" ] && b=''${d##*/}; done
-            if [ -z "$b" ]; then pending=1; continue; fi
-            [ "$(cat "/sys/block/$b/serial" 2>/dev/null)" = fleet-identity ] && iddisk=/dev/$b
-          done
-          { [ "$pending" = 0 ] || [ "$i" -ge 50 ]; } && break
-          sleep 0.1
-        done
+        # serial fleet-identity, an ISO9660 image of the identity files (KubeVirt's Secret volume).
+        fleet_find_identity_disk
         if [ -n "$iddisk" ]; then
-          # Checked before /var is touched: a malformed source is fatal and ${dir} stays as it was.
           src=/run/fleet/identity-disk
           mkdir -p "$src"
           ${mount} -t iso9660 -o ro "$iddisk" "$src" || fatal "cannot mount the identity disk $iddisk (serial fleet-identity)"
-          check_core "$src" "identity disk $iddisk: "
-          rm -rf "$id.new"
-          mkdir -m 0755 "$id.new" || fatal "cannot create ${dir}.new"
-          for f in ${lib.concatStringsSep " " identityFiles}; do
-            [ -f "$src/$f" ] && [ ! -L "$src/$f" ] || continue
-            cp "$src/$f" "$id.new/$f" || fatal "cannot copy $f from the identity disk"
-            if [ "$f" = ssh_host_ed25519_key ]; then chmod 0600 "$id.new/$f"; else chmod 0644 "$id.new/$f"; fi
-          done
-          sync
-          # Swapped in by renames: a crash leaves identity or identity.old, and the next boot copies again.
-          rm -rf "$id.old"
-          if [ -e "$id" ]; then mv "$id" "$id.old" || fatal "cannot move ${dir} aside"; fi
-          mv "$id.new" "$id" || fatal "cannot rename ${dir}.new to ${dir}"
-          rm -rf "$id.old"
-          sync
+          fleet_copy_identity "$src" "$id"
           ${umount} "$src" || say "could not unmount the identity disk (harmless: read-only)"
           say "identity disk $iddisk copied into ${dir}"
         fi
 
         [ -d "$id" ] || fatal "no ${dir} on the /var disk"
-        check_core "$id" "${dir}/"
+        fleet_check_core "$id" "${dir}/"
 
         bind_ro "$id/machine-id" /etc/machine-id "${dir}/machine-id"
         bind_ro "$id/hostname" /etc/hostname "${dir}/hostname"

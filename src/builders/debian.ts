@@ -45,6 +45,11 @@ export function overlayDir(): string {
   return join(packageRoot(), 'images', 'debian', 'rootfs')
 }
 
+/** The identity steps every fleet image shares; the initramfs hook copies it in from /usr/lib/fleet. */
+export function identityStepsFile(): string {
+  return join(packageRoot(), 'nix', 'modules', 'identity-disk.sh')
+}
+
 export interface DebianBuildOptions {
   arch: Arch
   /** Where bootstrap tarballs are kept between builds. */
@@ -143,6 +148,7 @@ export async function buildDebianRaw(o: DebianBuildOptions): Promise<DebianBuild
   await timed(seconds, 'customize', () => task(o.log, 'customize: unpacking the bootstrap, adding the guest contract, rebuilding the initramfs', async (t) => {
     await run(['tar'], ['-x', '-f', boot.tarball, '--numeric-owner', '--xattrs', '--xattrs-include=*', '-C', root], { privileged: true })
     await run(['cp'], ['-r', '-T', '--preserve=mode', overlayDir(), root], { privileged: true })
+    await run(['cp'], ['--preserve=mode', identityStepsFile(), join(root, 'usr/lib/fleet/identity-disk.sh')], { privileged: true })
     await run(['chroot'], [root, '/bin/sh', '/usr/lib/fleet/customize', ...breakArgs], { privileged: true, onStderr: lineSplitter(t.output) })
   }))
 

@@ -4,6 +4,7 @@
 // — attached with serial fleet-identity to a VM whose /var holds an older identity. The guest copies
 // it into /var/identity and boots as it; a changed Secret reaches it on the next boot; a malformed
 // one is fatal and leaves /var/identity as it was.
+import { execa } from 'execa'
 import { createHash } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -97,5 +98,20 @@ describe.skipIf(libvirtMissing)('identity disk (KubeVirt Secret volume) on a rea
     expect(d.code, d.stderr).toBe(0)
     const m3 = await boot(3)
     expect(m3, tail(consoleLog(sb, name))).toMatchObject({ 'machine-id': idC, boot: '3' })
+
+    // A copy cut short between its two renames (a crash): no /var/identity, the previous one as
+    // identity.old, the new one complete as identity.new — and the identity disk gone since. The
+    // guest puts identity.old back and boots as it (not FLEET-FATAL), /var's data kept.
+    const varDisk = join(sb.state, 'vms', name, 'var.qcow2')
+    const env = { ...process.env, LIBGUESTFS_BACKEND: 'direct', LIBGUESTFS_BACKEND_SETTINGS: process.env.LIBGUESTFS_BACKEND_SETTINGS ?? 'force_tcg' }
+    const idD = 'd'.repeat(32)
+    await execa('guestfish', ['--rw', '--format=qcow2', '-a', varDisk, '--', 'run', ':', 'mount', '/dev/sda', '/',
+      ':', 'cp-a', '/identity', '/identity.new', ':', 'write', '/identity.new/machine-id', `${idD}\n`,
+      ':', 'mv', '/identity', '/identity.old', ':', 'umount', '/'], { env })
+    const before = consoleLog(sb, name).length
+    const m4 = await boot(4)
+    expect(m4, tail(consoleLog(sb, name))).toMatchObject({ 'machine-id': idC, boot: '4' })
+    expect((m4 as Record<string, string>)['data-sha256']).toBe((m1 as Record<string, string>)['data-sha256'])
+    expect(consoleLog(sb, name).slice(before)).toMatch(/identity swap cut short by a crash: the previous identity \/var\/identity.old put back as \/var\/identity/)
   }, 900_000)
 })

@@ -135,6 +135,10 @@ done
 # Build-time settings, sourced by /init (values were validated above).
 printf 'VERSION=%s\nVAR_LABEL=%s\nSTAY_UP=%s\nBREAK=%s\n' "$VERSION" "$VAR_LABEL" "$STAY_UP" "$BREAK" > "$ROOT/etc/fleet-test.conf"
 
+# The guest contract's identity steps, shared with the NixOS and Debian images.
+mkdir -p "$ROOT/lib/fleet"
+cp "$(dirname "$(readlink -f "$0")")/../../nix/modules/identity-disk.sh" "$ROOT/lib/fleet/identity-disk.sh"
+
 # /init: the whole "operating system". Quoted heredoc: nothing expands here.
 cat > "$ROOT/init" <<'INIT'
 #!/bin/sh
@@ -173,56 +177,22 @@ done
 mount -t ext4 -o rw "$dev" /var || fatal "cannot mount $dev (LABEL=$VAR_LABEL) on /var"
 
 ID=/var/identity
-ID_FILES="machine-id hostname ssh_host_ed25519_key ssh_host_ed25519_key.pub resolv.conf hosts tcp_ports udp_ports admin_authorized_keys user_authorized_keys"
-# The core identity files of folder $1 are there and well-formed, else fatal ($2 prefixes the file names).
-check_core() {
-  mid="$(val "$1/machine-id")"
-  case "$mid" in *[!0-9a-f]*|'') fatal "${2}machine-id missing or not 32 lowercase hex digits" ;; esac
-  [ "${#mid}" -eq 32 ] || fatal "${2}machine-id missing or not 32 lowercase hex digits"
-  [ -s "$1/hostname" ] || fatal "${2}hostname missing or empty"
-  for f in ssh_host_ed25519_key ssh_host_ed25519_key.pub; do
-    [ -s "$1/$f" ] || fatal "${2}$f missing or empty"
-  done
-}
+# The identity steps every fleet image shares (nix/modules/identity-disk.sh, copied in at build):
+# fleet_check_core, fleet_finish_swap, fleet_find_identity_disk, fleet_copy_identity.
+say() { echo "FLEET-TEST-IDENTITY-SAY $*"; }
+. /lib/fleet/identity-disk.sh
 
-# The identity disk (docs/guest-contract.md, "Identity from a disk"): the virtio disk with serial
-# fleet-identity, an ISO9660 image of the identity files (KubeVirt's Secret volume). Waits up to
-# 5 s for every virtio disk to come up, so an identity disk still probing is not taken for none.
-iddisk=""
-i=0
-while :; do
-  pending=0
-  for v in /sys/bus/virtio/devices/*; do
-    [ "$(cat "$v/device" 2>/dev/null)" = 0x0002 ] || continue
-    b="$(ls "$v/block" 2>/dev/null | head -n 1)"
-    if [ -z "$b" ]; then pending=1; continue; fi
-    [ "$(cat "/sys/block/$b/serial" 2>/dev/null)" = fleet-identity ] && iddisk="/dev/$b"
-  done
-  { [ "$pending" = 0 ] || [ "$i" -ge 50 ]; } && break
-  i=$((i + 1))
-  sleep 0.1
-done
-if [ -n "$iddisk" ] && [ "$BREAK" != identity ]; then
-  # Checked before /var is touched: a malformed source is fatal and /var/identity stays as it was.
-  mkdir -p /run/iddisk
-  mount -t iso9660 -o ro "$iddisk" /run/iddisk || fatal "cannot mount the identity disk $iddisk (serial fleet-identity)"
-  check_core /run/iddisk "identity disk $iddisk: "
-  rm -rf "$ID.new"
-  mkdir -m 0755 "$ID.new" || fatal "cannot create $ID.new"
-  for f in $ID_FILES; do
-    [ -f "/run/iddisk/$f" ] && [ ! -L "/run/iddisk/$f" ] || continue
-    cp "/run/iddisk/$f" "$ID.new/$f" || fatal "cannot copy $f from the identity disk"
-    if [ "$f" = ssh_host_ed25519_key ]; then chmod 0600 "$ID.new/$f"; else chmod 0644 "$ID.new/$f"; fi
-  done
-  sync
-  # Swapped in by renames: a crash leaves $ID or $ID.old, and the next boot copies again.
-  rm -rf "$ID.old"
-  [ ! -e "$ID" ] || mv "$ID" "$ID.old" || fatal "cannot move $ID aside"
-  mv "$ID.new" "$ID" || fatal "cannot rename $ID.new to $ID"
-  rm -rf "$ID.old"
-  sync
-  umount /run/iddisk
-  echo "FLEET-TEST-IDENTITY-DISK $iddisk copied into $ID"
+if [ "$BREAK" != identity ]; then
+  fleet_finish_swap "$ID"
+  # The identity disk (docs/guest-contract.md, "Identity from a disk").
+  fleet_find_identity_disk
+  if [ -n "$iddisk" ]; then
+    mkdir -p /run/iddisk
+    mount -t iso9660 -o ro "$iddisk" /run/iddisk || fatal "cannot mount the identity disk $iddisk (serial fleet-identity)"
+    fleet_copy_identity /run/iddisk "$ID"
+    umount /run/iddisk
+    echo "FLEET-TEST-IDENTITY-DISK $iddisk copied into $ID"
+  fi
 fi
 
 # The core identity must be there (docs/guest-contract.md, failure rules) before anything
@@ -230,7 +200,7 @@ fi
 if [ "$BREAK" = identity ]; then
   machine_id=0123456789abcdef0123456789abcdef
 else
-  check_core "$ID" "$ID/"
+  fleet_check_core "$ID" "$ID/"
   machine_id="$mid"
 fi
 
