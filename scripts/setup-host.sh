@@ -19,6 +19,7 @@ PACKAGES=(
   qemu-system-common fuse3                             # qemu-storage-daemon's FUSE export: identity sync without the appliance
   mmdebstrap                                           # fleet build --builder debian (also needs mtools dosfstools fdisk)
   systemd-boot-efi busybox-static mtools dosfstools fdisk cpio   # the tiny test base image (test/image)
+  dropbear-bin                                         # tests: the test image's SSH server (test/image --ssh)
   nix-bin xz-utils                                     # nix 2.8: parse and evaluate the flake (test/nix) against the nixpkgs-24.05.tar.xz tree
   tmux                                                 # drives the create-vm prompts through a real terminal in tests
   strace                                               # tests: kills debugfs at a chosen block write (a crash mid-write)

@@ -45,9 +45,9 @@ export async function waitForMarker(sb: Sandbox, name: string, count: number, ti
 }
 
 /** Builds the tiny UEFI test image (test/image) with a version string. */
-export async function buildTestImage(out: string, opts: { version: string; varLabel?: string; stayUp?: boolean; breakContract?: 'identity' }): Promise<number> {
+export async function buildTestImage(out: string, opts: { version: string; varLabel?: string; stayUp?: boolean; ssh?: boolean; breakContract?: 'identity' }): Promise<number> {
   const t0 = performance.now()
-  await execa(join(ROOT, 'test', 'image', 'build-test-image.sh'), [out, '--version', opts.version, ...(opts.varLabel ? ['--var-label', opts.varLabel] : []), ...(opts.stayUp ? ['--stay-up'] : []), ...(opts.breakContract ? ['--break-contract', opts.breakContract] : [])])
+  await execa(join(ROOT, 'test', 'image', 'build-test-image.sh'), [out, '--version', opts.version, ...(opts.varLabel ? ['--var-label', opts.varLabel] : []), ...(opts.stayUp ? ['--stay-up'] : []), ...(opts.ssh ? ['--ssh'] : []), ...(opts.breakContract ? ['--break-contract', opts.breakContract] : [])])
   return Math.round(performance.now() - t0)
 }
 

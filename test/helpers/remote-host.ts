@@ -17,6 +17,8 @@ export interface RemoteHost {
   virsh: (args: string[]) => Promise<{ code: number; stdout: string; stderr: string }>
   /** A command run on the "host" as its user, over the same ssh login (for checks). */
   ssh: (args: string[]) => Promise<{ code: number; stdout: string; stderr: string }>
+  /** The sshd's log so far (with `logLevel: 'DEBUG1'` it names every forwarded connection). */
+  sshdLog: () => string
   stop: () => Promise<void>
 }
 
@@ -31,7 +33,7 @@ async function freePort(): Promise<number> {
   })
 }
 
-export async function startRemoteHost(dir: string): Promise<RemoteHost> {
+export async function startRemoteHost(dir: string, opts: { logLevel?: 'INFO' | 'DEBUG1' } = {}): Promise<RemoteHost> {
   if ((await execa('id', [REMOTE_USER], { reject: false })).exitCode !== 0) await execa('useradd', ['-m', '-s', '/bin/sh', REMOTE_USER])
   await execa('usermod', ['-p', '*', REMOTE_USER]) // no password, but not locked: sshd lets a key in
   mkdirSync(dir, { recursive: true, mode: 0o700 })
@@ -52,7 +54,7 @@ export async function startRemoteHost(dir: string): Promise<RemoteHost> {
   writeFileSync(config, [
     `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${hostKey}`, `PidFile ${join(dir, 'sshd.pid')}`,
     'AuthorizedKeysFile .ssh/authorized_keys', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no',
-    'UsePAM no', `AllowUsers ${REMOTE_USER}`, 'StrictModes no', '',
+    'UsePAM no', `AllowUsers ${REMOTE_USER}`, 'StrictModes no', `LogLevel ${opts.logLevel ?? 'INFO'}`, '',
   ].join('\n'))
   mkdirSync('/run/sshd', { recursive: true })
   await execa('/usr/sbin/sshd', ['-f', config, '-E', join(dir, 'sshd.log')])
@@ -72,6 +74,7 @@ export async function startRemoteHost(dir: string): Promise<RemoteHost> {
   }
   return {
     uri, port, key, virsh, ssh,
+    sshdLog: () => readFileSync(join(dir, 'sshd.log'), 'utf8'),
     stop: async () => {
       const pid = Number(readFileSync(join(dir, 'sshd.pid'), 'utf8').trim())
       if (pid > 1) process.kill(pid, 'SIGTERM')

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # build-test-image.sh — build a tiny bootable UEFI test base image for fleet's tests.
 #
-# Usage: build-test-image.sh OUT.qcow2 [--version STR] [--var-label LABEL] [--stay-up] [--break-contract identity]
+# Usage: build-test-image.sh OUT.qcow2 [--version STR] [--var-label LABEL] [--stay-up] [--ssh] [--break-contract identity]
 #
 #   --version STR      version string printed in the marker line (default: v1)
 #   --var-label LABEL  filesystem label the guest looks for as its /var disk
@@ -10,6 +10,11 @@
 #   --stay-up          after the marker keep running: answer the QEMU guest agent's
 #                      guest-sync/guest-ping and power off on the ACPI power button
 #                      (a guest a health check can watch; see README.md)
+#   --ssh              implies --stay-up; also brings up the virtio NIC by DHCP and
+#                      runs dropbear on port 22 with the VM's identity host key
+#                      (/var/identity/ssh_host_ed25519_key) for the accounts admin
+#                      and user (their *_authorized_keys): a guest `fleet ssh` can
+#                      log in to, host key verified (needs dropbear-bin)
 #   --break-contract identity
 #                      TEST ONLY: build an image that breaks the guest contract on
 #                      purpose: it skips its identity step and reports a machine-id
@@ -36,14 +41,15 @@ set -euo pipefail
 die() { echo "build-test-image: $*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- arguments
-OUT="" VERSION="v1" VAR_LABEL="var" STAY_UP=0 BREAK=""
+OUT="" VERSION="v1" VAR_LABEL="var" STAY_UP=0 SSH=0 BREAK=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --version)   [ $# -ge 2 ] || die "--version needs a value"; VERSION="$2"; shift 2 ;;
     --var-label) [ $# -ge 2 ] || die "--var-label needs a value"; VAR_LABEL="$2"; shift 2 ;;
     --stay-up)   STAY_UP=1; shift ;;
+    --ssh)       SSH=1 STAY_UP=1; shift ;;
     --break-contract) [ "${2:-}" = identity ] || die "--break-contract takes: identity"; BREAK="$2"; shift 2 ;;
-    -h|--help)   sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help)   sed -n '2,23p' "$0"; exit 0 ;;
     -*)          die "unknown option: $1" ;;
     *)           [ -z "$OUT" ] || die "only one output file allowed"; OUT="$1"; shift ;;
   esac
@@ -86,6 +92,8 @@ trap 'rm -rf "$WORK" "$OUT.tmp.$$"' EXIT
 WANTED=(virtio_pci virtio_blk crc32c_generic ext4 isofs)
 # --stay-up also needs the power button (button + evdev) and virtio-serial for the agent.
 [ "$STAY_UP" = 0 ] || WANTED+=(button evdev virtio_console)
+# --ssh: the virtio NIC (its failover helpers come in as dependencies).
+[ "$SSH" = 0 ] || WANTED+=(virtio_net af_packet)
 declare -A DEPS=() SEEN=()
 ORDER=()
 # modules.dep: "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko ..."
@@ -133,7 +141,33 @@ for item in "${ORDER[@]}"; do
 done
 
 # Build-time settings, sourced by /init (values were validated above).
-printf 'VERSION=%s\nVAR_LABEL=%s\nSTAY_UP=%s\nBREAK=%s\n' "$VERSION" "$VAR_LABEL" "$STAY_UP" "$BREAK" > "$ROOT/etc/fleet-test.conf"
+printf 'VERSION=%s\nVAR_LABEL=%s\nSTAY_UP=%s\nSSH=%s\nBREAK=%s\n' "$VERSION" "$VAR_LABEL" "$STAY_UP" "$SSH" "$BREAK" > "$ROOT/etc/fleet-test.conf"
+
+# --ssh: dropbear and dropbearconvert with the shared libraries they load (same paths as here),
+# the accounts, and udhcpc's hook that configures the address it was given.
+if [ "$SSH" = 1 ]; then
+  for t in dropbear dropbearconvert; do
+    bin="$(PATH="$PATH:/usr/sbin:/usr/lib/dropbear" command -v "$t")" || die "--ssh needs $t (apt-get install dropbear-bin)"
+    install -D -m 0755 "$bin" "$ROOT/usr/sbin/$t"
+    for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
+      [ -e "$ROOT$lib" ] || install -D -m 0755 "$(readlink -f "$lib")" "$ROOT$lib"
+    done
+  done
+  printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'admin:x:1000:1000:admin:/home/admin:/bin/sh' 'user:x:1001:1001:user:/home/user:/bin/sh' > "$ROOT/etc/passwd"
+  printf '%s\n' 'root:x:0:' 'admin:x:1000:' 'user:x:1001:' > "$ROOT/etc/group"
+  printf '%s\n' '/bin/sh' > "$ROOT/etc/shells"
+  mkdir -p "$ROOT/usr/share/udhcpc"
+  cat > "$ROOT/usr/share/udhcpc/default.script" <<'DHCP'
+#!/bin/sh
+case "$1" in
+  deconfig) ifconfig "$interface" 0.0.0.0 up ;;
+  bound|renew)
+    ifconfig "$interface" "$ip" netmask "${subnet:-255.255.255.0}" up
+    for r in $router; do route add default gw "$r" dev "$interface"; break; done ;;
+esac
+DHCP
+  chmod 0755 "$ROOT/usr/share/udhcpc/default.script"
+fi
 
 # The guest contract's identity steps, shared with the NixOS and Debian images.
 mkdir -p "$ROOT/lib/fleet"
@@ -288,6 +322,27 @@ else
   echo "FLEET-TEST-WARN no power button; only a hard power-off stops this guest"
 fi
 agent &
+# --ssh: the network by DHCP, then dropbear with the identity's host key; logins only by the keys
+# of /var/identity/{admin,user}_authorized_keys (the guest contract's accounts).
+if [ "$SSH" = 1 ]; then
+  mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+  ifconfig lo 127.0.0.1 up
+  ifconfig eth0 up
+  timeout 60 udhcpc -i eth0 -s /usr/share/udhcpc/default.script -n -q -t 20 -T 1 >/dev/null 2>&1 || echo "FLEET-TEST-WARN no DHCP lease on eth0"
+  for u in admin user; do
+    mkdir -p "/home/$u/.ssh"
+    [ ! -f "/var/identity/${u}_authorized_keys" ] || cp "/var/identity/${u}_authorized_keys" "/home/$u/.ssh/authorized_keys"
+    chmod 0700 "/home/$u/.ssh"
+    chown -R "$u:$u" "/home/$u"
+  done
+  mkdir -p /etc/dropbear
+  if dropbearconvert openssh dropbear /var/identity/ssh_host_ed25519_key /etc/dropbear/host_key >/dev/null 2>&1; then
+    dropbear -r /etc/dropbear/host_key -p 22 -s -E 2>/dev/null
+    echo "FLEET-TEST-SSH dropbear on port 22, address $(ifconfig eth0 | sed -n 's/.*inet addr:\([0-9.]*\).*/\1/p')"
+  else
+    echo "FLEET-TEST-WARN cannot convert /var/identity/ssh_host_ed25519_key for dropbear"
+  fi
+fi
 echo "FLEET-TEST-UP agent started"
 while :; do sleep 3600; done
 INIT

@@ -1,0 +1,59 @@
+// `fleet ssh` to a VM on a remote libvirt host whose SSH port only that host reaches: a real login
+// (the test image's dropbear, serving the VM's identity host key) through the host, the host key
+// verified against machines/NAME, and the host's sshd shows the connection was forwarded there.
+import { execa } from 'execa'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { fleet, sandbox } from '../helpers/fleet.js'
+import { buildTestImage } from '../helpers/guest.js'
+import { libvirtMissing } from '../helpers/libvirt-required.js'
+import { startRemoteHost, type RemoteHost } from '../helpers/remote-host.js'
+
+const sb = sandbox()
+const vm = sb.name('sshfar')
+let host: RemoteHost
+const machineFile = (f: string) => join(sb.repo, 'machines', vm, f)
+
+describe.skipIf(libvirtMissing)('fleet ssh to a VM on a remote host (through the host)', () => {
+  beforeAll(async () => {
+    host = await startRemoteHost(join(sb.dir, 'remote'), { logLevel: 'DEBUG1' })
+    await buildTestImage(join(sb.dir, 'ssh.qcow2'), { version: 's1', ssh: true })
+    const imp = await fleet(sb, ['image', 'import', join(sb.dir, 'ssh.qcow2'), '--name', 'base'])
+    expect(imp.code, imp.stderr).toBe(0)
+    const r = await fleet(sb, ['create-vm', vm, '--libvirt-host', host.uri, '--network', 'user', '--memory', '256M', '--var-size', '64M', '--yes', '--start'], { timeoutMs: 300_000 })
+    expect(r.code, r.stderr).toBe(0)
+  }, 400_000)
+  afterAll(async () => {
+    if (host) {
+      await fleet(sb, ['destroy-vm', vm, '--delete-data', '--yes'], { timeoutMs: 120_000 })
+      const vols = (await host.virsh(['vol-list', '--pool', 'fleet'])).stdout.split('\n').map((l) => l.trim().split(/\s+/)[0] ?? '')
+      for (const v of vols.filter((x) => x.startsWith(vm))) await host.virsh(['vol-delete', '--pool', 'fleet', v])
+      await host.stop()
+    }
+    sb.cleanup()
+  })
+
+  it('logs in with the identity host key verified, through the host; a wrong key in machines/ is refused', async () => {
+    const port = JSON.parse(readFileSync(machineFile('machine.json'), 'utf8')).sshPort as number
+    expect(port).toBeGreaterThan(0)
+    const r = await fleet(sb, ['ssh', vm, '--wait', '240', '--', 'cat', '/var/identity/machine-id', '/var/identity/hostname'], { timeoutMs: 300_000 })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout.trim().split('\n')).toEqual([readFileSync(machineFile('machine-id'), 'utf8').trim(), vm])
+    // The host's sshd forwarded a connection to the VM's port there (the ProxyCommand, not a direct connect).
+    expect(host.sshdLog()).toMatch(new RegExp(`direct-tcpip.*target 127\\.0\\.0\\.1 port ${port}\\b|originator .* target 127\\.0\\.0\\.1 port ${port}\\b`))
+
+    // machines/NAME names another host key: the guest's key no longer matches, and ssh refuses.
+    const pub = machineFile('ssh_host_ed25519_key.pub')
+    const real = readFileSync(pub, 'utf8')
+    await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'other', '-f', join(sb.dir, 'other')])
+    writeFileSync(pub, readFileSync(join(sb.dir, 'other.pub')))
+    try {
+      const bad = await fleet(sb, ['ssh', vm, '--', 'true'], { timeoutMs: 120_000 })
+      expect(bad.code).not.toBe(0)
+      expect(bad.stderr).toMatch(/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed|does not match/)
+    } finally {
+      writeFileSync(pub, real)
+    }
+  }, 400_000)
+})
