@@ -13,11 +13,11 @@ export interface HostAddresses {
 }
 
 /** MACs and UUIDs of every domain defined on the host (persistent or transient, running or not). */
-export async function hostAddresses(): Promise<HostAddresses> {
+export async function hostAddresses(uri?: string): Promise<HostAddresses> {
   const out: HostAddresses = { macs: new Map(), uuids: new Map() }
   // The persistent definition and, for a running domain, the live one (it may differ); a domain
   // undefined while the host is read is left out.
-  for (const d of await listDomains()) {
+  for (const d of await listDomains(uri)) {
     for (const xml of [d.xml, d.liveXml]) {
       if (!xml) continue
       // parseDomain also reads slirp NICs' "mac=" from <qemu:commandline>.

@@ -30,6 +30,16 @@ export function allocateSshPort(taken: ReadonlySet<number>): number {
   throw new Error('no free SSH forward port')
 }
 
+/** TCP ports in LISTEN state in the text of /proc/net/tcp or tcp6 (of this host or another). */
+export function listeningIn(text: string): Set<number> {
+  const ports = new Set<number>()
+  for (const line of text.split('\n').slice(1)) {
+    const cols = line.trim().split(/\s+/)
+    if (cols[3] === '0A' && cols[1]?.includes(':')) ports.add(Number.parseInt(cols[1].split(':')[1]!, 16)) // 0A = LISTEN
+  }
+  return ports
+}
+
 /** TCP ports something on this host listens on (from /proc/net/tcp{,6}); empty where unreadable. */
 export function listeningTcpPorts(): Set<number> {
   const ports = new Set<number>()
@@ -40,10 +50,7 @@ export function listeningTcpPorts(): Set<number> {
     } catch {
       continue
     }
-    for (const line of text.split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/)
-      if (cols[3] === '0A') ports.add(Number.parseInt(cols[1]!.split(':')[1]!, 16)) // 0A = LISTEN
-    }
+    for (const p of listeningIn(text)) ports.add(p)
   }
   return ports
 }

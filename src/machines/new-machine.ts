@@ -11,7 +11,9 @@ import type { Paths } from '../repo.js'
 import { encryptedName, encryptSecret } from '../secrets/machine-secrets.js'
 import { readRecipients } from '../secrets/recipients.js'
 import { generateHostKeyPair } from './host-key.js'
-import { allocateMac, allocateSshPort, allocateUuid, listeningTcpPorts } from './allocate.js'
+import { tryRunOn } from '../adapters/remote-shell.js'
+import { isRemote, vmHost, type SshLogin } from '../hosts/host-uri.js'
+import { allocateMac, allocateSshPort, allocateUuid, listeningIn, listeningTcpPorts } from './allocate.js'
 import type { NewMachineSpec } from './fields.js'
 import type { MachineJson } from './model.js'
 import { loadAllMachines, machineDir } from './repository.js'
@@ -61,6 +63,17 @@ export async function ensureHostKeyPair(paths: Paths, name: string, dir: string)
   return hostKey
 }
 
+function remoteOf(uri: string | undefined) {
+  const h = uri ? vmHost(uri) : undefined
+  return h && isRemote(h) ? h : undefined
+}
+
+/** TCP ports listening on a remote host (its /proc/net/tcp{,6}); empty if they cannot be read. */
+async function remoteListeningPorts(login: SshLogin): Promise<Set<number>> {
+  const r = await tryRunOn(login, ['cat', '/proc/net/tcp', '/proc/net/tcp6'])
+  return listeningIn(r.stdout)
+}
+
 /**
  * Writes machines/<name>/ atomically (temp folder, then rename). In a repository with
  * .fleet/recipients the host key is made in memory and only its encrypted form is written
@@ -72,8 +85,11 @@ export async function writeNewMachine(paths: Paths, name: string, spec: NewMachi
   const dir = machineDir(paths, name)
   if (existsSync(dir)) throw new UserError(`machine ${name}: ${dir} already exists`, 'Pick another name, or use the existing definition.')
   const others = await loadAllMachines(paths)
-  // Unique in this repository and against every domain on the libvirt host (other fleets' VMs too).
-  const host = await hostAddresses()
+  // Unique in this repository and against every domain on the VM's libvirt host (other fleets'
+  // VMs too); the SSH forward's port free there (a remote host's ports are read over SSH).
+  const remote = remoteOf(spec.host)
+  const host = await hostAddresses(remote?.uri)
+  const listening = remote ? await remoteListeningPorts(remote.ssh) : listeningTcpPorts()
   const json: MachineJson = {
     memory: spec.memory,
     vcpus: Number(spec.vcpus),
@@ -83,7 +99,7 @@ export async function writeNewMachine(paths: Paths, name: string, spec: NewMachi
     uuid: allocateUuid(new Set([...others.map((m) => m.uuid), ...host.uuids.keys()])),
     arch: spec.arch,
     base: spec.base,
-    ...(spec.network === 'user' ? { sshPort: allocateSshPort(new Set([...others.flatMap((m) => (m.sshPort ? [m.sshPort] : [])), ...listeningTcpPorts()])) } : {}),
+    ...(spec.network === 'user' ? { sshPort: allocateSshPort(new Set([...others.flatMap((m) => (m.sshPort ? [m.sshPort] : [])), ...listening])) } : {}),
     ...(spec.host ? { host: spec.host } : {}),
   }
   const tmp = await mkdtemp(join(paths.machines, `.${name}.new-`))
