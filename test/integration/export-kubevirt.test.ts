@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fleetKilled, sha256 } from '../helpers/faults.js'
-import { fleet, fleetJson, sandbox, virsh } from '../helpers/fleet.js'
+import { FLEET, fleet, fleetJson, sandbox, virsh } from '../helpers/fleet.js'
 import { KUBEVIRT_SPEC, kubevirtValidator } from '../helpers/kubevirt-schema.js'
 import { libvirtMissing } from '../helpers/libvirt-required.js'
 
@@ -163,6 +163,36 @@ describe.skipIf(libvirtMissing || (!existsSync(KUBEVIRT_SPEC) && process.env.CI 
     expect(k.stderr).toMatch(/Interrupted by SIGINT/)
     expect(readdirSync(dir)).toEqual([])
   })
+
+  it('Ctrl-C while the base image streams into its archive: exit 130, the partial archive removed, nothing left under --out', async () => {
+    // A base big enough that the archive is still being written when the signal lands.
+    const bigImage = join(sb.dir, 'big.qcow2')
+    await execa('qemu-img', ['create', '-q', '-f', 'qcow2', bigImage, '1G'])
+    await execa('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x3c 0 640M', bigImage])
+    expect((await fleet(sb, ['image', 'import', bigImage, '--name', 'big'])).code).toBe(0)
+    const c = sb.name('kvbig')
+    expect((await fleet(sb, ['create-vm', c, '--virt-type', 'qemu', '--channel', 'big', '--network', 'none', '--var-size', '64M', '--yes'])).code).toBe(0)
+    try {
+      const dir = join(sb.dir, 'streaming')
+      mkdirSync(dir)
+      const child = execa(FLEET, ['export', 'kubevirt', c, '--registry', REGISTRY, '--out', dir], { env: sb.env, reject: false })
+      // The signal once the archive's temp file holds part of the layer (never before, never after).
+      let seen = 0
+      for (const end = Date.now() + 60_000; Date.now() < end && child.exitCode === null; await new Promise((r) => setTimeout(r, 5))) {
+        const tmp = readdirSync(dir).find((f) => f.includes('.tmp-'))
+        seen = tmp ? (statSync(join(dir, tmp), { throwIfNoEntry: false })?.size ?? 0) : 0
+        if (seen > 64 << 20) break
+      }
+      expect(seen, 'the archive was caught part way').toBeGreaterThan(64 << 20)
+      child.kill('SIGINT')
+      const r = await child
+      expect(r.exitCode, String(r.stderr)).toBe(130)
+      expect(String(r.stderr)).toMatch(/Interrupted by SIGINT/)
+      expect(readdirSync(dir)).toEqual([])
+    } finally {
+      await virsh(['undefine', '--nvram', c])
+    }
+  }, 180_000)
 
   it('refuses a bad registry or an unknown machine, naming the value, and writes nothing', async () => {
     const none = join(sb.dir, 'none')
