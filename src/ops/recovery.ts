@@ -4,6 +4,7 @@
 //              the checks ran inside the lock, before the record was written).
 //   upgrade  → before the identity resync: rolled back (new overlay removed, VM restarted if it
 //              ran); from the resync on: rolled forward (resync again, switch, define, start).
+//              On a remote host: finished there (remote-upgrade-recovery.ts).
 //   rollback → the overlay swap is finished (or carried out, if not begun) and the domain defined
 //              for the overlay in place; a VM a rolling upgrade was rolling back is started again.
 import { existsSync } from 'node:fs'
@@ -22,6 +23,7 @@ import { Undo } from '../util/undo.js'
 import { rollForwardUpgrade } from '../services/upgrade-switch.js'
 import type { IntentHandle } from './intent.js'
 import { remoteCreateUndo, remoteMachine } from '../services/remote-vm.js'
+import { isRemoteUpgrade, recoverRemoteUpgrade } from '../services/remote-upgrade-recovery.js'
 import { finishSwap, nextOverlay, previousOverlay, promoteOverlay } from './overlays.js'
 
 export interface CreateData {
@@ -123,6 +125,7 @@ async function settleInterruptedStop(ctx: FleetContext, name: VmName, d: Upgrade
 }
 
 export async function recoverUpgrade(ctx: FleetContext, name: VmName, intent: IntentHandle<UpgradeData>): Promise<string[]> {
+  if (isRemoteUpgrade(intent.data)) return recoverRemoteUpgrade(ctx, name, intent as never)
   const files = vmFiles(ctx.paths, name)
   const d = intent.data
   if (intent.intent.phase === 'stopping' || intent.intent.phase === 'prepared') {

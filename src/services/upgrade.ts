@@ -18,7 +18,7 @@ import { UserError } from '../errors.js'
 import type { Machine } from '../machines/model.js'
 import { listMachineNames, loadMachine, readIdentity } from '../machines/repository.js'
 import { remoteMachine } from './remote-vm.js'
-import { upgradeRemoteVms } from './remote-upgrade.js'
+import { upgradeWithRemote } from './remote-upgrade.js'
 import { vmName, vmNames, type VmName } from '../name.js'
 import { beginIntent, vmTarget, type IntentHandle } from '../ops/intent.js'
 import { finishSwap, nextOverlay, previousOverlay } from '../ops/overlays.js'
@@ -36,8 +36,8 @@ import { diffManifest, manifestOf, readManifest, type IdentityDiff } from './ide
 import { waitOff } from './lifecycle.js'
 import { assertOwned } from './ownership.js'
 import { VM_DISK_MODE } from './permissions.js'
-import { consoleMark, describeHealth, waitHealthy, type HealthCheck } from './health.js'
-import { rollbackLocked } from './rollback.js'
+import { consoleMark, describeHealth } from './health.js'
+import { checkWave, type Planned } from './upgrade-check.js'
 import { DEFAULT_KEEP, finishSwitch } from './upgrade-switch.js'
 import { resyncIdentity } from './var-disk.js'
 import { inParallel } from './var-disk-rules.js'
@@ -45,21 +45,6 @@ import { upgradeFailed, waves, type UpgradeOptions, type UpgradePlan, type Upgra
 import { unifiedDiff } from '../util/unified-diff.js'
 
 export { upgradeFailed, type UpgradeOptions, type UpgradeResult, type UpgradeVmResult } from './upgrade-plan.js'
-
-interface Planned {
-  plan: UpgradePlan
-  machine: Machine
-  files: VmFiles
-  identity: Map<string, Buffer>
-  xml: string
-  oldXml: string | null
-  image: string
-  intent?: IntentHandle<UpgradeData>
-  result?: UpgradeVmResult
-  /** Console log offset taken while the VM was off, before its restart. */
-  mark?: number
-  wave?: number
-}
 
 async function planVm(ctx: FleetContext, m: Machine): Promise<Planned> {
   const files = vmFiles(ctx.paths, m.name)
@@ -98,17 +83,9 @@ export async function upgrade(ctx: FleetContext, names: string[], opts: UpgradeO
   if (opts.keep !== undefined && (!Number.isInteger(opts.keep) || opts.keep < 1)) throw new UserError(`--keep ${opts.keep}: must be a whole number of rollback points, at least 1`)
   const list = opts.all ? (await listMachineNames(ctx.paths)).map(vmName) : vmNames(names)
   if (!list.length) throw new UserError(opts.all ? `no machines in ${ctx.paths.machines}` : 'name the machines to upgrade, or pass --all')
-  // VMs on remote hosts go their own way (remote-upgrade.ts); the rest as below.
+  // VMs on remote hosts go first, in their own waves (remote-upgrade.ts); then the rest as below.
   const remote = (await Promise.all(list.map((n) => remoteMachine(ctx.paths, n)))).filter((m): m is Machine => m !== undefined)
-  if (remote.length) {
-    const done = await upgradeRemoteVms(ctx, remote, opts)
-    const rest = list.filter((n) => !remote.some((m) => m.name === n))
-    // A remote VM that failed its check stops the rollout here too: the local VMs are not started on.
-    const local = rest.length && !done.stopped ? await upgrade(ctx, rest, { ...opts, all: false }) : undefined
-    const stopped = done.stopped ?? local?.stopped
-    const notStarted = done.stopped ? rest.map((name) => ({ name, baseFrom: '', baseTo: '', identity: { added: [], changed: [], removed: [] }, xmlChanged: false, xmlDiff: [], wasRunning: false, outcome: 'not started' as const, restarted: false, image: '' })) : []
-    return { dryRun: ctx.dryRun, health: describeHealth(check), maxUnavailable, timings: local?.timings ?? {}, vms: [...done.vms, ...(local?.vms ?? []), ...notStarted], ...(stopped ? { stopped } : {}) }
-  }
+  if (remote.length) return upgradeWithRemote(ctx, list, remote, opts, (rest) => upgrade(ctx, rest, { ...opts, all: false }))
   await recoverFirst(ctx, list)
   const timings: Record<string, number> = {}
   const base = { health: describeHealth(check), maxUnavailable, timings }
@@ -161,39 +138,6 @@ export async function upgrade(ctx: FleetContext, names: string[], opts: UpgradeO
     }))
     const vms = [...plans.map((p) => ({ ...p.result!, wave: p.wave })), ...notPlanned].sort((x, y) => (x.name < y.name ? -1 : 1))
     return { ...base, dryRun: false, vms, ...(stopped ? { stopped } : {}) }
-  }))
-}
-
-/**
- * The health gate of one wave: every VM it restarted must pass `check`. One that does not is
- * rolled back to the overlay it had (when the upgrade made a new one), restarted, and checked
- * again: a rollback only counts as done when the VM it left behind is healthy too.
- */
-async function checkWave(ctx: FleetContext, wave: Planned[], check: HealthCheck, opts: { timeoutS: number; healthTimeoutS: number }): Promise<void> {
-  await Promise.all(wave.filter((p) => p.result?.outcome === 'upgraded' && p.result.restarted).map(async (p) => {
-    const name = p.plan.name
-    ctx.log(`${name}: health check (${describeHealth(check)}, up to ${opts.healthTimeoutS}s)`)
-    const h = await waitHealthy(ctx.paths, name, check, { timeoutS: opts.healthTimeoutS, mark: p.mark ?? 0, log: ctx.log })
-    p.result = { ...p.result!, healthy: h.healthy, health: h.detail }
-    ctx.log(`${name}: ${h.healthy ? 'healthy' : 'UNHEALTHY'} after ${h.seconds}s (${h.detail})`)
-    if (h.healthy) return
-    if (!p.plan.baseFrom || p.plan.baseFrom === p.plan.baseTo || !p.intent?.data.newOverlay) {
-      p.result = { ...p.result!, outcome: 'failed', error: `unhealthy after the upgrade: ${h.detail}`, state: `on ${p.plan.baseTo.slice(0, 12)}, not rolled back: this upgrade changed only identity or XML, so there is no older overlay of its own to go back to` }
-      return
-    }
-    ctx.log(`${name}: rolling back to ${p.plan.baseFrom.slice(0, 12)}`)
-    try {
-      const rb = await rollbackLocked(ctx, name, { xmlTo: p.oldXml ?? undefined, restart: true, stopTimeoutS: opts.timeoutS })
-      const again = await waitHealthy(ctx.paths, name, check, { timeoutS: opts.healthTimeoutS, mark: rb.consoleMark, log: ctx.log })
-      ctx.log(`${name}: back on ${rb.baseTo.slice(0, 12)}, ${again.healthy ? 'healthy' : 'STILL UNHEALTHY'} after ${again.seconds}s (${again.detail})`)
-      p.result = {
-        ...p.result!, outcome: 'rolled back', image: rb.baseTo, healthy: again.healthy, health: again.detail,
-        error: `unhealthy on ${p.plan.baseTo.slice(0, 12)}: ${h.detail}`,
-        state: `rolled back to ${rb.baseTo.slice(0, 12)}, running, ${again.healthy ? 'healthy' : `unhealthy there too: ${again.detail}`}`,
-      }
-    } catch (e) {
-      p.result = { ...p.result!, outcome: 'failed', healthy: false, error: `unhealthy after the upgrade (${h.detail}); the rollback failed: ${(e as Error).message}`, state: `see \`fleet list\`; \`fleet repair\` finishes an interrupted rollback` }
-    }
   }))
 }
 
