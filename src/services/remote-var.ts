@@ -26,20 +26,45 @@ debugfs -w -f owners.cmds "$1" >/dev/null 2>&1
 
 // $1 volume path, $2 the label it must have. The same swap as var-identity-e2fs.ts: /identity.new
 // written complete and closed, then both renames in one debugfs batch (one directory block), so a
-// kill anywhere leaves a complete identity and the next run converges.
+// kill between batches leaves a complete identity and the next run converges.
+// A kill IN a batch (debugfs writes without the ext4 journal) can leave a filesystem e2fsck -p will
+// not repair. So every batch records the old content of each block it overwrites in an e2fsprogs
+// undo file (debugfs -z) under $U, on the host, beside nothing of the guest's; the run removes $U
+// only when it is done. The next run finds what a killed one left and puts the blocks back with
+// e2undo (newest first) before anything else, which returns the filesystem to where that run
+// started (old identity, complete) — but only if the guest has not mounted it since (its ext4
+// last-mount time, recorded in $U before the first batch, unchanged): data the guest wrote is never
+// undone; then the undo files are stale and only removed. e2fsck -p's own repairs are not undone.
 const RESYNC = `${PRELUDE}[ "$(e2label "$1" 2>/dev/null)" = "$2" ] || { echo "$1 is not an ext4 filesystem labelled $2" >&2; exit 71; }
+U="\${XDG_STATE_HOME:-$HOME/.local/state}/fleet/undo/$(printf %s "$1" | sha256sum | cut -c1-32)"
+mounted() { dumpe2fs -h "$1" 2>/dev/null | sed -n 's/^Last mount time: *//p'; }
+if [ -d "$U" ]; then
+  if [ -f "$U/mounted" ] && [ "$(mounted "$1")" = "$(cat "$U/mounted")" ]; then
+    for f in $(ls -r "$U" | grep '[.]e2undo$'); do e2undo "$U/$f" "$1" >/dev/null 2>&1 || break; done
+    echo "undid the blocks an interrupted identity sync had written on $1" >&2
+  else
+    echo "the guest mounted $1 since an interrupted identity sync: its undo files are stale, removed" >&2
+  fi
+  rm -rf "$U"
+fi
 rc=0; e2fsck -f -p "$1" >e2fsck.out 2>&1 || rc=$?
 if [ "$rc" -gt 2 ]; then cat e2fsck.out >&2; exit 70; fi
+mkdir -p "$U"
+mounted "$1" > "$U/mounted"
+sync
 names() { debugfs -R "ls -p $2" "$1" 2>/dev/null | sed -n 's#^/[0-9]*/[0-7]*/[0-9]*/[0-9]*/\\([^/]*\\)/.*#\\1#p' | grep -vx '[.]\\|[.][.]' || true; }
 has() { names "$1" / | grep -qx "$2"; }
-batch() { debugfs -w -f - "$1" >/dev/null 2>&1; }
-rmtree() { for n in $(names "$1" "/$2"); do printf 'rm /%s/%s\\n' "$2" "$n"; done; printf 'rmdir /%s\\n' "$2"; }
+# Numbered from the files there: a batch runs in a pipeline's subshell.
+batch() { n=$(ls "$U" | grep -c '[.]e2undo$' || true); debugfs -w -z "$U/$((n + 1)).e2undo" -f - "$1" >/dev/null 2>&1; }
+rmtree() { for n2 in $(names "$1" "/$2"); do printf 'rm /%s/%s\\n' "$2" "$n2"; done; printf 'rmdir /%s\\n' "$2"; }
 if ! has "$1" identity && has "$1" identity.old; then printf 'ln /identity.old /identity\\nunlink /identity.old\\n' | batch "$1"; fi
 { if has "$1" identity.old; then rmtree "$1" identity.old; fi; if has "$1" identity.new; then rmtree "$1" identity.new; fi; cat write.cmds; } | batch "$1"
 has "$1" identity.new || { echo "debugfs did not write /identity.new on $1" >&2; exit 72; }
 { if has "$1" identity; then printf 'ln /identity /identity.old\\nunlink /identity\\n'; fi; printf 'ln /identity.new /identity\\nunlink /identity.new\\n'; } | batch "$1"
 if has "$1" identity.old; then rmtree "$1" identity.old | batch "$1"; fi
 has "$1" identity
+sync
+rm -rf "$U"
 `
 
 const SKELETON = ['home', 'log', 'log/journal']
@@ -64,6 +89,12 @@ export async function createRemoteVar(login: SshLogin, path: string, sizeBytes: 
 
 /** Makes /identity on the /var volume at `path` exactly `identity` (the VM must be off). */
 export async function resyncRemoteVar(login: SshLogin, path: string, identity: Map<string, Buffer>): Promise<void> {
+  const job = resyncJob(path, identity)
+  await runOn(login, job.argv, { input: job.input, uncancellable: true })
+}
+
+/** The host-side command of a resync (argv for a POSIX sh) and its stdin; tests run it locally. */
+export function resyncJob(path: string, identity: Map<string, Buffer>): { argv: string[]; input: Buffer } {
   checkNames(identity)
   const entries: TarEntry[] = [{ name: 'new/', mode: 0o700 }]
   const { attrs, mkdir, put } = debugfsCmd
@@ -73,5 +104,5 @@ export async function resyncRemoteVar(login: SshLogin, path: string, identity: M
     cmds.push(put(`new/${name}`, `${NEW}/${name}`), ...attrs(`${NEW}/${name}`, 0o100000 | identityMode(name), 0, 0))
   }
   entries.push({ name: 'write.cmds', mode: 0o600, data: Buffer.from(cmds.map(line).join('\n') + '\n') })
-  await runOn(login, ['sh', '-c', RESYNC, 'sh', path, VAR_LABEL], { input: ustar(entries), uncancellable: true })
+  return { argv: ['sh', '-c', RESYNC, 'sh', path, VAR_LABEL], input: ustar(entries) }
 }
