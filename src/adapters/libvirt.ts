@@ -126,8 +126,8 @@ export type DomainOwner = (
 ) & { /** Source files of its disks: they show which state directory it uses. */ disks: string[] }
 
 /** The owner recorded in a defined domain's XML, or undefined if no domain of that name is defined. */
-export async function domainOwner(name: string): Promise<DomainOwner | undefined> {
-  const d = await lookup(name)
+export async function domainOwner(name: string, uri?: string): Promise<DomainOwner | undefined> {
+  const d = await lookup(name, uri)
   if (!d) return undefined
   let xml: string
   try {

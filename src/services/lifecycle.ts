@@ -129,7 +129,7 @@ export async function startVm(ctx: FleetContext, name: VmName, opts: AdoptOption
 /** `fleet start-vm`: startVm under the VM's lock, after resolving an interrupted operation on it. */
 export async function startVmLocked(ctx: FleetContext, name: VmName, opts: AdoptOption = {}): Promise<StateChange> {
   const remote = await remoteMachine(ctx.paths, name)
-  if (remote) return locked(ctx, name, async () => ({ name, ...(await startRemote(ctx, remote)), dryRun: ctx.dryRun }))
+  if (remote) return locked(ctx, name, async () => ({ name, ...(await startRemote({ ...ctx, adopt: opts.adopt ?? ctx.adopt }, remote)), dryRun: ctx.dryRun }))
   return locked(ctx, name, () => startVm(ctx, name, opts))
 }
 
@@ -146,7 +146,7 @@ export async function waitOff(name: string, timeoutMs: number, uri?: string): Pr
 /** ACPI shutdown, wait up to `timeoutS`; then destroy if `force`, else a clear error. */
 export async function stopVm(ctx: FleetContext, name: VmName, opts: { timeoutS: number; force: boolean } & AdoptOption): Promise<StateChange & { forced: boolean }> {
   const remote = await remoteMachine(ctx.paths, name)
-  if (remote) return locked(ctx, name, async () => ({ name, ...(await stopRemoteLocked(ctx, remote, opts.timeoutS, opts.force)), dryRun: ctx.dryRun }))
+  if (remote) return locked(ctx, name, async () => ({ name, ...(await stopRemoteLocked({ ...ctx, adopt: opts.adopt ?? ctx.adopt }, remote, opts.timeoutS, opts.force)), dryRun: ctx.dryRun }))
   return locked(ctx, name, () => stopLocked(ctx, name, opts))
 }
 
@@ -197,7 +197,7 @@ async function vmDirInside(paths: Paths, name: VmName): Promise<string> {
 /** Power off, undefine (with NVRAM), delete the boot overlay; /var stays unless deleteData. Refuses a domain this fleet does not own (unless adopt). */
 export async function destroyVm(ctx: FleetContext, name: VmName, opts: { deleteData: boolean; timeoutS: number } & AdoptOption): Promise<DestroyResult> {
   const remote = await remoteMachine(ctx.paths, name)
-  if (remote) return locked(ctx, name, async () => ({ name, ...(await destroyRemote(ctx, remote, opts.deleteData, opts.timeoutS)), dryRun: ctx.dryRun }))
+  if (remote) return locked(ctx, name, async () => ({ name, ...(await destroyRemote({ ...ctx, adopt: opts.adopt ?? ctx.adopt }, remote, opts.deleteData, opts.timeoutS)), dryRun: ctx.dryRun }))
   const files = vmFiles(ctx.paths, name)
   const dir = await vmDirInside(ctx.paths, name)
   // What would go, read inside the lock (a dry run takes none).

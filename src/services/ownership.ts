@@ -23,6 +23,8 @@ export interface OwnershipOptions {
   adopt?: boolean
   /** Told when a foreign domain is adopted. */
   log?: (line: string) => void
+  /** The VM's remote libvirt host (default: this one). Its domains never have local disks, so a legacy one there is never ours. */
+  uri?: string
 }
 
 /** Resolves symlinks of the existing part of `p`, so two spellings of one folder compare equal. */
@@ -74,11 +76,11 @@ export function ownershipProblem(name: string, ours: string | undefined, owner: 
  * lock where there is one.
  */
 export async function assertOwned(paths: Paths, name: VmName, opts: OwnershipOptions = {}): Promise<Ownership> {
-  const owner = await libvirt.domainOwner(name)
+  const owner = await libvirt.domainOwner(name, opts.uri)
   if (!owner) return 'no-domain'
   const ours = await readFleetId(paths)
-  const ownDisks = owner.kind === 'legacy' && (await disksIn(owner.disks, join(paths.vms, name)))
-  const problem = ownershipProblem(name, ours, owner, ownDisks)
+  const ownDisks = !opts.uri && owner.kind === 'legacy' && (await disksIn(owner.disks, join(paths.vms, name)))
+  const problem = ownershipProblem(name, ours, owner, ownDisks)?.replace(/^(machine \S+: the libvirt domain \S+)/, (m) => (opts.uri ? `${m} on ${opts.uri}` : m))
   if (!problem) return 'ours'
   if (opts.adopt) {
     opts.log?.(`${problem}; adopting it (--adopt)`)

@@ -95,6 +95,12 @@ function entry(name: string, action: PlanAction, state: string, detail: string, 
   return { name, action, pending: action !== 'in-sync', state, changes: [], needsRestart: false, detail, ...more }
 }
 
+/** The owner a domain's fleet metadata names (none: defined outside fleet). */
+function ownerOf(fleet: { fleetId?: string; machine: string } | undefined, disks: string[]): libvirt.DomainOwner {
+  if (!fleet) return { kind: 'none', disks }
+  return fleet.fleetId ? { kind: 'fleet', fleetId: fleet.fleetId, machine: fleet.machine, disks } : { kind: 'legacy', machine: fleet.machine, disks }
+}
+
 /**
  * A VM on a remote host, asked there: missing (create), on another base than its channel
  * (upgrade), else in sync. Its identity and definition drift are not compared (no local manifest).
@@ -110,6 +116,8 @@ async function planRemote(host: Host, m: Machine, remote: RemoteHost): Promise<P
     return entry(m.name, 'broken', 'unreachable', `${where}: ${(e as Error).message.split('\n')[0]}`)
   }
   if (!xml) return entry(m.name, 'create', state, `create ${where}: base shipped (once per digest), boot overlay and /var volumes there, define`)
+  const problem = ownershipProblem(m.name, host.ours, ownerOf(parseDomain(xml).fleet, []), false)
+  if (problem) return entry(m.name, 'foreign', state, `${where}: ${problem}; never touched (pick another machine name, or take it over with --adopt)`)
   const to = host.channels[channelKey(m.base, m.arch)]?.digest
   if (!to) return entry(m.name, 'broken', state, `base channel "${m.base}" has no ${m.arch} image`)
   const from = parseDomain(xml).base?.digest ?? 'unknown'
@@ -128,7 +136,7 @@ async function planMachine(ctx: FleetContext, host: Host, m: Machine): Promise<P
   const read = dom ? readDomain(dom.xml) : undefined
   if (dom && read) {
     const owner = read.owner
-    const ownerKind: libvirt.DomainOwner = owner ? (owner.fleetId ? { kind: 'fleet', fleetId: owner.fleetId, machine: owner.machine, disks: [] } : { kind: 'legacy', machine: owner.machine, disks: [] }) : { kind: 'none', disks: [] }
+    const ownerKind = ownerOf(owner, [])
     const disks = read.model.devices.disks.map((d) => d.source)
     const ownDisks = disks.length > 0 && disks.every((d) => d === files.boot || d === files.var)
     const problem = ownershipProblem(m.name, host.ours, { ...ownerKind, disks }, ownDisks)

@@ -11,7 +11,7 @@ import { parseDomain } from '../xml/serialize.js'
 import type { FleetContext } from './context.js'
 import { writeXml } from './domain-xml.js'
 import { upgradeRunningMarker, varVolume, vmVolumes } from './remote-disks.js'
-import { remoteHost, remoteXmlOn, stopRemote } from './remote-vm.js'
+import { assertRemoteOwned, remoteHost, remoteXmlOn, stopRemote } from './remote-vm.js'
 
 const digestOf = (backing: string | undefined) => (backing && /base-([0-9a-f]{64})\.qcow2$/.exec(backing)?.[1]) || undefined
 
@@ -21,6 +21,7 @@ export async function rollbackRemote(ctx: FleetContext, m: Machine, to?: string,
   return withRemoteLock(host.ssh, m.name, async () => {
     const xml = await libvirt.domainXml(m.name, true, host.uri)
     if (!xml) throw new UserError(`machine ${m.name}: no libvirt domain of that name is defined on ${host.uri}`)
+    await assertRemoteOwned(ctx, m)
     const current = parseDomain(xml)
     const from = current.base?.digest ?? 'unknown'
     const points = new Map<string, pool.Volume>()

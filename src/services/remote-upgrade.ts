@@ -22,7 +22,7 @@ import { describeHealth, waitHealthy, type HealthCheck } from './health.js'
 import { vmVolumes } from './remote-disks.js'
 import { rollbackRemote } from './remote-rollback.js'
 import { finishOrRestore, type RemoteUpgradeData } from './remote-upgrade-recovery.js'
-import { remoteConsoleLog, remoteHost, upgradeRemote } from './remote-vm.js'
+import { assertRemoteOwned, remoteConsoleLog, remoteHost, upgradeRemote } from './remote-vm.js'
 import { upgradeFailed, waves, type UpgradeOptions, type UpgradePlan, type UpgradeResult, type UpgradeVmResult } from './upgrade-plan.js'
 
 interface Planned {
@@ -41,6 +41,8 @@ async function planRemoteVm(ctx: FleetContext, m: Machine): Promise<Planned> {
   const image = await resolveChannel(ctx.paths, m.base, m.name, m.arch)
   const live = await libvirt.domainXml(m.name, true, host.uri)
   if (!live) throw new UserError(`machine ${m.name}: no libvirt domain of that name is defined on ${host.uri}`, `Create it with \`fleet create-vm ${m.name}\`.`)
+  // Another fleet's (or a hand-made) domain of this name is refused before anything changes.
+  await assertRemoteOwned(ctx, m)
   const wasRunning = (await libvirt.isActive(m.name, host.uri)) || (await vmVolumes(host, m.name)).owedStart
   const plan: UpgradePlan = { name: m.name, baseFrom: parseDomain(live).base?.digest ?? 'unknown', baseTo: image.digest, identity: noIdentityDiff(), xmlChanged: true, xmlDiff: [], wasRunning }
   return { m, image, plan }

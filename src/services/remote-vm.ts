@@ -15,6 +15,8 @@ import { loadMachine } from '../machines/repository.js'
 import type { Paths } from '../repo.js'
 import type { StoredImage } from '../store/images.js'
 import { waitOff } from './lifecycle.js'
+import { assertOwned } from './ownership.js'
+import { vmName } from '../name.js'
 import { parseDomain, serializeDomain } from '../xml/serialize.js'
 import type { FleetContext } from './context.js'
 import { machineDomain, writeXml } from './domain-xml.js'
@@ -39,6 +41,11 @@ export async function remoteXmlOn(ctx: FleetContext, m: Machine, digest: string,
   ]
   d.devices.serial = { log: `${dirname(varPath)}/${consoleLogName(m.name)}` }
   return serializeDomain(d)
+}
+
+/** Refuses (exit 2) a domain of the VM's name on its host that is not this fleet's, as for a local one; --adopt (ctx.adopt) lets it through. */
+export async function assertRemoteOwned(ctx: FleetContext, m: Machine): Promise<void> {
+  await assertOwned(ctx.paths, vmName(m.name), { adopt: ctx.adopt, log: ctx.log, uri: remoteHost(m)!.uri })
 }
 
 /** ACPI shutdown, then power off after `timeoutS` if `force` (else a clear error). */
@@ -111,6 +118,7 @@ export async function startRemote(ctx: FleetContext, m: Machine): Promise<{ befo
   return withRemoteLock(host.ssh, m.name, async () => {
     const before = await libvirt.domainState(m.name, host.uri)
     if (!before) throw new UserError(`machine ${m.name}: no libvirt domain of that name is defined on ${host.uri}`, `Create it with \`fleet create-vm ${m.name}\`.`)
+    await assertRemoteOwned(ctx, m)
     if (before !== 'running' && !ctx.dryRun) {
       ctx.log(`Starting ${m.name} on ${host.ssh.host}`)
       await libvirt.start(m.name, host.uri)
@@ -124,6 +132,7 @@ export async function stopRemoteLocked(ctx: FleetContext, m: Machine, timeoutS: 
   return withRemoteLock(host.ssh, m.name, async () => {
     const before = await libvirt.domainState(m.name, host.uri)
     if (!before) throw new UserError(`machine ${m.name}: no libvirt domain of that name is defined on ${host.uri}`)
+    await assertRemoteOwned(ctx, m)
     const forced = ctx.dryRun ? false : await stopRemote(ctx, m, host, timeoutS, force)
     // Stopped on purpose: an interrupted upgrade no longer owes it a start.
     if (!ctx.dryRun && (await vmVolumes(host, m.name)).owedStart) await pool.deleteVolume(host.uri, upgradeRunningMarker(m.name))
@@ -136,6 +145,7 @@ export async function destroyRemote(ctx: FleetContext, m: Machine, deleteData: b
   const host = remoteHost(m)!
   return withRemoteLock(host.ssh, m.name, async () => {
     const state = await libvirt.domainState(m.name, host.uri)
+    if (state) await assertRemoteOwned(ctx, m)
     const vols = await vmVolumes(host, m.name)
     const deletes = [...vols.boots, ...(vols.owedStart ? [upgradeRunningMarker(m.name)] : []), ...(deleteData && vols.var ? [vols.var] : []), ...(deleteData && vols.varComplete ? [varMarker(m.name)] : [])]
     if (!state && !vols.boots.length && !vols.var) throw new UserError(`machine ${m.name}: nothing to destroy on ${host.uri} (no domain, no volumes)`)
@@ -166,6 +176,7 @@ export async function upgradeRemote(ctx: FleetContext, m: Machine, identity: Map
   return withRemoteLock(host.ssh, m.name, async () => {
     const live = await libvirt.domainXml(m.name, true, host.uri)
     if (!live) throw new UserError(`machine ${m.name}: no libvirt domain of that name is defined on ${host.uri}`, `Create it with \`fleet create-vm ${m.name}\`.`)
+    await assertRemoteOwned(ctx, m)
     const before = parseDomain(live)
     const from = before.base?.digest ?? 'unknown'
     const boot = await bootVolumeOn(host, m.name, image, ctx.log)

@@ -26,7 +26,7 @@ describe.skipIf(libvirtMissing)('fleet ssh to a VM on a remote host (through the
   }, 400_000)
   afterAll(async () => {
     if (host) {
-      await fleet(sb, ['destroy-vm', vm, '--delete-data', '--yes'], { timeoutMs: 120_000 })
+      await fleet(sb, ['destroy-vm', vm, '--delete-data', '--yes', '--adopt'], { timeoutMs: 120_000 })
       const vols = (await host.virsh(['vol-list', '--pool', 'fleet'])).stdout.split('\n').map((l) => l.trim().split(/\s+/)[0] ?? '')
       for (const v of vols.filter((x) => x.startsWith(vm))) await host.virsh(['vol-delete', '--pool', 'fleet', v])
       await host.stop()
@@ -56,4 +56,27 @@ describe.skipIf(libvirtMissing)('fleet ssh to a VM on a remote host (through the
       writeFileSync(pub, real)
     }
   }, 400_000)
+
+  it('a domain of its name on the host that is not this fleet\'s: start, stop, destroy, upgrade, rollback refuse it (exit 2, nothing changed), plan says foreign; --adopt lets start through', async () => {
+    expect((await fleet(sb, ['stop-vm', vm, '--force', '--timeout', '5'])).code).toBe(0)
+    // The same domain, defined again without fleet's metadata (as by hand or another tool).
+    const xml = (await host.virsh(['dumpxml', '--inactive', vm])).stdout.replace(/<metadata>[\s\S]*?<\/metadata>\s*/, '')
+    expect(xml).not.toMatch(/fleet-vm/)
+    writeFileSync(join(sb.dir, 'foreign.xml'), xml)
+    expect((await host.virsh(['define', join(sb.dir, 'foreign.xml')])).code).toBe(0)
+    const before = { xml: (await host.virsh(['dumpxml', '--inactive', vm])).stdout, vols: (await host.virsh(['vol-list', '--pool', 'fleet'])).stdout }
+    for (const args of [['start-vm', vm], ['stop-vm', vm], ['destroy-vm', vm, '--yes'], ['upgrade', vm], ['rollback', vm]]) {
+      const r = await fleet(sb, args, { timeoutMs: 120_000 })
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2)
+      expect(r.stderr, args.join(' ')).toMatch(new RegExp(`machine ${vm}: the libvirt domain ${vm} on qemu\\+ssh://\\S+ has no fleet metadata: it was defined outside fleet`))
+    }
+    expect((await host.virsh(['dumpxml', '--inactive', vm])).stdout).toBe(before.xml)
+    expect((await host.virsh(['vol-list', '--pool', 'fleet'])).stdout).toBe(before.vols)
+    expect((await host.virsh(['domstate', vm])).stdout.trim()).toBe('shut off')
+    const plan = await fleet(sb, ['plan'])
+    expect(plan.stdout).toMatch(new RegExp(`${vm}\\s+foreign`))
+    const adopt = await fleet(sb, ['start-vm', vm, '--adopt'])
+    expect(adopt.code, adopt.stderr).toBe(0)
+    expect((await host.virsh(['domstate', vm])).stdout.trim()).toBe('running')
+  }, 300_000)
 })
