@@ -16,7 +16,7 @@ import { currentBaseDigest, machineDomain, machineXml, writeXml } from './domain
 import { diffDomain, LIFECYCLE_FIELDS } from '../xml/diff-domain.js'
 import { parseDomainModel } from '../xml/parse-domain.js'
 import { assertOwned } from './ownership.js'
-import { destroyRemote, remoteMachine, startRemote, stopRemoteLocked } from './remote-vm.js'
+import { defineRemote, destroyRemote, remoteHost, remoteMachine, startRemote, stopRemoteLocked } from './remote-vm.js'
 
 /** --adopt: act on a libvirt domain of that name even if this fleet does not own it (see ownership.ts); default ctx.adopt. */
 export interface AdoptOption {
@@ -48,7 +48,10 @@ export async function defineVm(ctx: FleetContext, name: VmName, opts: AdoptOptio
 
 async function defineLocked(ctx: FleetContext, name: VmName, opts: AdoptOption): Promise<DefineResult> {
   const m = await loadMachine(ctx.paths, name)
-  if (m.host) throw new UserError(`machine ${name} runs on ${m.host}: define-vm only defines VMs of this host`, `\`fleet upgrade ${name}\` redefines it there (and \`fleet create-vm ${name}\` makes it).`)
+  if (remoteHost(m)) {
+    const r = await defineRemote({ ...ctx, adopt: opts.adopt ?? ctx.adopt }, m)
+    return { name, xml: r.xml, xmlChanged: r.changed, defined: !ctx.dryRun }
+  }
   await owned(ctx, name, opts)
   const files = vmFiles(ctx.paths, name)
   if (!existsSync(files.boot) || !existsSync(files.var)) {

@@ -24,6 +24,7 @@ import type { FleetContext } from './context.js'
 import { machineDomain } from './domain-xml.js'
 import { diffManifest, manifestOf, readManifest, type IdentityDiff } from './identity-manifest.js'
 import { ownershipProblem } from './ownership.js'
+import { drifted, remoteDrift } from './remote-drift.js'
 
 /**
  * create: no domain and no boot overlay (a /var disk destroy-vm kept is reused);
@@ -102,10 +103,10 @@ function ownerOf(fleet: { fleetId?: string; machine: string } | undefined, disks
 }
 
 /**
- * A VM on a remote host, asked there: missing (create), on another base than its channel
- * (upgrade), else in sync. Its identity and definition drift are not compared (no local manifest).
+ * A VM on a remote host, asked there: missing (create), not this fleet's (foreign), on another
+ * base than its channel, or with identity or definition drift (upgrade), else in sync.
  */
-async function planRemote(host: Host, m: Machine, remote: RemoteHost): Promise<PlanEntry> {
+async function planRemote(ctx: FleetContext, host: Host, m: Machine, remote: RemoteHost): Promise<PlanEntry> {
   const where = `on ${hostLabel(remote)}`
   let xml: string | undefined
   let state: string
@@ -122,12 +123,15 @@ async function planRemote(host: Host, m: Machine, remote: RemoteHost): Promise<P
   if (!to) return entry(m.name, 'broken', state, `base channel "${m.base}" has no ${m.arch} image`)
   const from = parseDomain(xml).base?.digest ?? 'unknown'
   if (from !== to) return entry(m.name, 'upgrade', state, `upgrade ${where}: rebase onto ${to.slice(0, 12)}, identity resynced`, { base: { from, to } })
-  return entry(m.name, 'in-sync', state, `${where} (identity and definition drift are not compared for remote hosts)`)
+  const drift = await remoteDrift(ctx, m, xml)
+  if (!drifted(drift)) return entry(m.name, 'in-sync', state, where)
+  const what = [drift.changes.length ? `definition (${drift.changes.map((c) => c.field).join(', ')})` : '', drifted({ ...drift, changes: [] }) ? 'identity' : ''].filter(Boolean).join(' and ')
+  return entry(m.name, 'upgrade', state, `upgrade ${where}: ${what} changed; identity resynced, redefined${state === 'running' ? ', stopped and restarted' : ''}`, { base: { from, to }, identity: drift.identity, changes: drift.changes })
 }
 
 async function planMachine(ctx: FleetContext, host: Host, m: Machine): Promise<PlanEntry> {
   const remote = remoteHost(m)
-  if (remote) return planRemote(host, m, remote)
+  if (remote) return planRemote(ctx, host, m, remote)
   const files = vmFiles(ctx.paths, m.name)
   const dom = host.domains.get(m.name)
   const state = dom?.state ?? 'not defined'

@@ -4,7 +4,8 @@
 // a wave restarted must pass the health check before the next wave starts; one that fails is
 // rolled back to the overlay it ran before, started and checked again, and the rollout stops
 // there (later waves and the local VMs are not started on). Stopped VMs go last, not started.
-// Identity is always resynced there: fleet keeps no manifest of a remote /var to diff against.
+// A VM on its channel's image whose identity and definition match machines/ is left alone
+// (remote-drift.ts); any other is resynced and redefined in full.
 // A killed run is finished by the next command on the VM or `fleet repair` (remote-upgrade-recovery.ts).
 import * as libvirt from '../adapters/libvirt.js'
 import { UserError } from '../errors.js'
@@ -22,6 +23,7 @@ import { describeHealth, waitHealthy, type HealthCheck } from './health.js'
 import { vmVolumes } from './remote-disks.js'
 import { rollbackRemote } from './remote-rollback.js'
 import { finishOrRestore, type RemoteUpgradeData } from './remote-upgrade-recovery.js'
+import { drifted, remoteDrift } from './remote-drift.js'
 import { assertRemoteOwned, remoteConsoleLog, remoteHost, upgradeRemote } from './remote-vm.js'
 import { upgradeFailed, waves, type UpgradeOptions, type UpgradePlan, type UpgradeResult, type UpgradeVmResult } from './upgrade-plan.js'
 
@@ -44,8 +46,12 @@ async function planRemoteVm(ctx: FleetContext, m: Machine): Promise<Planned> {
   // Another fleet's (or a hand-made) domain of this name is refused before anything changes.
   await assertRemoteOwned(ctx, m)
   const wasRunning = (await libvirt.isActive(m.name, host.uri)) || (await vmVolumes(host, m.name)).owedStart
-  const plan: UpgradePlan = { name: m.name, baseFrom: parseDomain(live).base?.digest ?? 'unknown', baseTo: image.digest, identity: noIdentityDiff(), xmlChanged: true, xmlDiff: [], wasRunning }
-  return { m, image, plan }
+  const baseFrom = parseDomain(live).base?.digest ?? 'unknown'
+  const drift = await remoteDrift(ctx, m, live)
+  const plan: UpgradePlan = { name: m.name, baseFrom, baseTo: image.digest, identity: drift.identity, xmlChanged: drift.changes.length > 0, xmlDiff: drift.changes.map((c) => `${c.field}: ${c.from} -> ${c.to}`), wasRunning }
+  // On its channel's image already, with nothing else to change: left alone (not stopped).
+  const result: UpgradeVmResult | undefined = baseFrom === image.digest && !drifted(drift) ? { ...plan, outcome: 'unchanged', restarted: false, image: baseFrom } : undefined
+  return { m, image, plan, ...(result ? { result } : {}) }
 }
 
 /**
@@ -83,9 +89,9 @@ async function upgradeRemoteVms(ctx: FleetContext, machines: Machine[], opts: Up
     const failedToPlan: UpgradeVmResult[] = planned.filter((p): p is { name: VmName; error: string } => 'error' in p).map((p) => ({
       name: p.name, baseFrom: 'unknown', baseTo: 'unknown', identity: noIdentityDiff(), xmlChanged: false, xmlDiff: [], wasRunning: false, outcome: 'failed', restarted: false, error: p.error, state: 'not touched', image: 'unknown',
     }))
-    const all = waves(plans, maxUnavailable)
+    const all = waves(plans.filter((p) => !p.result), maxUnavailable)
     all.forEach((w, i) => w.forEach((p) => (p.wave = i + 1)))
-    if (ctx.dryRun) return { vms: [...plans.map((p) => ({ ...p.plan, outcome: 'would upgrade' as const, restarted: false, image: p.plan.baseFrom, wave: p.wave })), ...failedToPlan] }
+    if (ctx.dryRun) return { vms: [...plans.map((p) => p.result ?? { ...p.plan, outcome: 'would upgrade' as const, restarted: false, image: p.plan.baseFrom, wave: p.wave }), ...failedToPlan] }
     let stopped: string | undefined
     for (const [i, wave] of all.entries()) {
       if (stopped) break

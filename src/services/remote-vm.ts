@@ -13,7 +13,7 @@ import { withRemoteLock } from '../hosts/remote-lock.js'
 import type { Machine } from '../machines/model.js'
 import { loadMachine } from '../machines/repository.js'
 import type { Paths } from '../repo.js'
-import type { StoredImage } from '../store/images.js'
+import { resolveChannel, type StoredImage } from '../store/images.js'
 import { waitOff } from './lifecycle.js'
 import { assertOwned } from './ownership.js'
 import { vmName } from '../name.js'
@@ -22,6 +22,7 @@ import type { FleetContext } from './context.js'
 import { machineDomain, writeXml } from './domain-xml.js'
 import { bootVolume, bootVolumeOn, isBootOf, upgradeRunningMarker, varMarker, varVolume, vmVolumes, type RemoteHost } from './remote-disks.js'
 import { createRemoteVar, resyncRemoteVar } from './remote-var.js'
+import { forgetRemoteIdentity, recordRemoteIdentity } from './remote-drift.js'
 
 /** The machine's host if it is a remote one. */
 export function remoteHost(m: Pick<Machine, 'host'>): RemoteHost | undefined {
@@ -46,6 +47,34 @@ export async function remoteXmlOn(ctx: FleetContext, m: Machine, digest: string,
 /** Refuses (exit 2) a domain of the VM's name on its host that is not this fleet's, as for a local one; --adopt (ctx.adopt) lets it through. */
 export async function assertRemoteOwned(ctx: FleetContext, m: Machine): Promise<void> {
   await assertOwned(ctx.paths, vmName(m.name), { adopt: ctx.adopt, log: ctx.log, uri: remoteHost(m)!.uri })
+}
+
+/**
+ * The domain XML fleet would define for a remote VM now: machines/NAME with the volumes it has
+ * there (the boot overlay of the base its domain runs, else of its channel's image). Reads only.
+ */
+export async function remoteXmlNow(ctx: FleetContext, m: Machine): Promise<string> {
+  const host = remoteHost(m)!
+  const live = await libvirt.domainXml(m.name, true, host.uri)
+  const digest = (live && parseDomain(live).base?.digest) || (await resolveChannel(ctx.paths, m.base, m.name, m.arch)).digest
+  const boot = await pool.volume(host.uri, bootVolume(m.name, digest))
+  const varVol = await pool.volume(host.uri, varVolume(m.name))
+  if (!boot || !varVol) {
+    throw new UserError(`machine ${m.name}: its ${!boot ? `boot overlay ${bootVolume(m.name, digest)}` : `/var volume ${varVolume(m.name)}`} is missing on ${host.uri}`, `Create the VM there with \`fleet create-vm ${m.name}\` (a kept /var volume is reused).`)
+  }
+  return remoteXmlOn(ctx, m, digest, boot, varVol.path)
+}
+
+/** define-vm of a remote VM: (re)defined there from machines/NAME on the volumes it has, under its host-side lock. */
+export async function defineRemote(ctx: FleetContext, m: Machine): Promise<{ xml: string; changed: boolean }> {
+  const host = remoteHost(m)!
+  return withRemoteLock(host.ssh, m.name, async () => {
+    await assertRemoteOwned(ctx, m)
+    const xml = await remoteXmlNow(ctx, m)
+    const w = await writeXml(ctx.paths, m.name, xml, ctx.dryRun)
+    if (!ctx.dryRun) await libvirt.defineXml(xml, host.uri)
+    return { xml: w.file, changed: w.changed }
+  })
 }
 
 /** ACPI shutdown, then power off after `timeoutS` if `force` (else a clear error). */
@@ -100,6 +129,7 @@ export async function createRemote(ctx: FleetContext, m: Machine, identity: Map<
       ctx.log(`Defining domain ${m.name} on ${host.uri}`)
       await libvirt.defineXml(xml, host.uri)
       defined = true
+      await recordRemoteIdentity(ctx.paths, m.name, identity)
       if (start) {
         ctx.log(`Starting ${m.name} on ${host.ssh.host}`)
         await libvirt.start(m.name, host.uri)
@@ -158,6 +188,7 @@ export async function destroyRemote(ctx: FleetContext, m: Machine, deleteData: b
     }
     for (const v of deletes) await pool.deleteVolume(host.uri, v)
     if (deleteData) {
+      await forgetRemoteIdentity(ctx.paths, m.name)
       await pool.refreshPool(host.uri)
       await pool.deleteVolume(host.uri, consoleLogName(m.name))
     }
@@ -191,6 +222,7 @@ export async function upgradeRemote(ctx: FleetContext, m: Machine, identity: Map
     step('remote-upgrade:stopped')
     ctx.log(`Resyncing the identity on ${varVol.name} (e2fsprogs on ${host.ssh.host})`)
     await resyncRemoteVar(host.ssh, varVol.path, identity)
+    await recordRemoteIdentity(ctx.paths, m.name, identity)
     const xml = await remoteXmlOn(ctx, m, image.digest, boot, varVol.path)
     await libvirt.defineXml(xml, host.uri)
     await writeXml(ctx.paths, m.name, xml)

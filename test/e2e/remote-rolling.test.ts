@@ -5,6 +5,8 @@
 // repair` (started on the new base, /var's data intact); a v-bad that never comes up is rolled
 // back on the first VM, and the second is reported `not started` with the image it stays on.
 import { execa } from 'execa'
+import { createHash } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -94,6 +96,32 @@ describe.skipIf(libvirtMissing)('rolling upgrades of VMs on a remote host', () =
     for (const n of [va, vb]) expect((await waitMarkers(n, 2)).at(-1)).toMatchObject({ version: 'v2', boot: '2' })
   }, 900_000)
 
+  it('in sync: plan says so and upgrade leaves both running, untouched; a hosts change is drift: planned, resynced on the same base, seen by the guest', async () => {
+    interface Plan { vms: { name: string; action: string; detail: string }[] }
+    const plan = await fleetJson<Plan>(sb, ['plan'])
+    for (const n of [va, vb]) expect(plan.vms.find((v) => v.name === n), JSON.stringify(plan.vms)).toMatchObject({ action: 'in-sync' })
+    const ids = async () => Promise.all([va, vb].map(async (n) => (await host.virsh(['domid', n])).stdout.trim()))
+    const before = await ids()
+    const same = await rollout(['--all', '--max-unavailable', '2', '--health', CONSOLE_UP])
+    expect(same.code, same.report).toBe(0)
+    for (const n of [va, vb]) expect(vm(same.out, n), same.report).toMatchObject({ outcome: 'unchanged', restarted: false, image: digest.v2 })
+    expect(same.maxDown).toBe(0)
+    expect(await ids(), 'neither was restarted').toEqual(before)
+
+    writeFileSync(join(sb.repo, 'machines', va, 'hosts'), '10.9.8.7 drifted\n')
+    const drift = await fleetJson<Plan>(sb, ['plan'])
+    expect(drift.vms.find((v) => v.name === va), 'va').toMatchObject({ action: 'upgrade' })
+    expect(drift.vms.find((v) => v.name === va)!.detail).toMatch(/identity changed/)
+    expect(drift.vms.find((v) => v.name === vb), 'vb').toMatchObject({ action: 'in-sync' })
+    const r = await rollout(['--all', '--health', CONSOLE_UP, '--health-timeout', '300', '--timeout', '60'])
+    expect(r.code, r.report).toBe(0)
+    expect(vm(r.out, va), r.report).toMatchObject({ outcome: 'upgraded', image: digest.v2, restarted: true, healthy: true })
+    expect(vm(r.out, vb), r.report).toMatchObject({ outcome: 'unchanged', restarted: false })
+    const m = (await waitMarkers(va, 3)).at(-1)!
+    expect(m).toMatchObject({ version: 'v2', 'hosts-sha256': createHash('sha256').update('10.9.8.7 drifted\n').digest('hex') })
+    expect((await fleetJson<Plan>(sb, ['plan'])).vms.find((v) => v.name === va)).toMatchObject({ action: 'in-sync' })
+  }, 900_000)
+
   it('a fleet killed after it stopped a VM there: `fleet repair` finishes the upgrade, /var data intact', async () => {
     digest.v3 = (await fleetJson<{ digest: string }>(sb, ['image', 'import', join(sb.dir, 'v3.qcow2'), '--name', 'base'])).digest
     const before = (await markers(va)).at(-1)!
@@ -104,8 +132,8 @@ describe.skipIf(libvirtMissing)('rolling upgrades of VMs on a remote host', () =
     expect(rep.code, rep.stderr).toBe(0)
     expect(rep.stdout + rep.stderr).toMatch(/finished on .*: on [0-9a-f]{12}, started again/)
     expect((await host.virsh(['domstate', va])).stdout.trim()).toBe('running')
-    const after = (await waitMarkers(va, 3)).at(-1)!
-    expect(after).toMatchObject({ version: 'v3', 'machine-id': before['machine-id'], 'data-sha256': before['data-sha256'], boot: '3' })
+    const after = (await waitMarkers(va, 4)).at(-1)!
+    expect(after).toMatchObject({ version: 'v3', 'machine-id': before['machine-id'], 'data-sha256': before['data-sha256'], boot: '4' })
     expect((await host.virsh(['vol-list', '--pool', 'fleet'])).stdout).not.toContain(`${va}.upgrade-was-running`)
     // Nothing left to resolve: a second repair finds no interrupted operation.
     expect((await fleetJson<{ items: unknown[] }>(sb, ['repair'])).items).toEqual([])
@@ -121,6 +149,6 @@ describe.skipIf(libvirtMissing)('rolling upgrades of VMs on a remote host', () =
     expect(r.out.stopped).toMatch(/stopped after wave 1/)
     expect(r.maxDown).toBeLessThanOrEqual(1)
     expect((await host.virsh(['domstate', vb])).stdout.trim()).toBe('running')
-    expect((await waitMarkers(va, 4)).at(-1)).toMatchObject({ version: 'v3' })
+    expect((await waitMarkers(va, 5)).at(-1)).toMatchObject({ version: 'v3' })
   }, 900_000)
 })

@@ -2,7 +2,7 @@
 // (the test image's dropbear, serving the VM's identity host key) through the host, the host key
 // verified against machines/NAME, and the host's sshd shows the connection was forwarded there.
 import { execa } from 'execa'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fleet, sandbox } from '../helpers/fleet.js'
@@ -26,7 +26,7 @@ describe.skipIf(libvirtMissing)('fleet ssh to a VM on a remote host (through the
   }, 400_000)
   afterAll(async () => {
     if (host) {
-      await fleet(sb, ['destroy-vm', vm, '--delete-data', '--yes', '--adopt'], { timeoutMs: 120_000 })
+      await fleet(sb, ['destroy-vm', vm, '--delete-data', '--yes', '--adopt', '--timeout', '10'], { timeoutMs: 120_000 })
       const vols = (await host.virsh(['vol-list', '--pool', 'fleet'])).stdout.split('\n').map((l) => l.trim().split(/\s+/)[0] ?? '')
       for (const v of vols.filter((x) => x.startsWith(vm))) await host.virsh(['vol-delete', '--pool', 'fleet', v])
       await host.stop()
@@ -56,6 +56,31 @@ describe.skipIf(libvirtMissing)('fleet ssh to a VM on a remote host (through the
       writeFileSync(pub, real)
     }
   }, 400_000)
+
+  it('build-libvirt-xml writes the XML it runs on there; define-vm redefines it there from machines/ (memory changed), volumes kept', async () => {
+    const xmlFile = join(sb.repo, 'libvirt', `${vm}.xml`)
+    const written = readFileSync(xmlFile, 'utf8') // by create-vm
+    rmSync(xmlFile)
+    const b = await fleet(sb, ['build-libvirt-xml', vm])
+    expect(b.code, b.stderr).toBe(0)
+    expect(readFileSync(xmlFile, 'utf8')).toBe(written)
+    const disks = async () => [...(await host.virsh(['dumpxml', '--inactive', vm])).stdout.matchAll(/<source file='([^']+)'/g)].map((x) => x[1])
+    const before = await disks()
+    const mj = machineFile('machine.json')
+    const json = readFileSync(mj, 'utf8')
+    writeFileSync(mj, json.replace(/"memory": "256M"/, '"memory": "320M"'))
+    try {
+      const d = await fleet(sb, ['define-vm', vm])
+      expect(d.code, d.stderr).toBe(0)
+      // The persistent definition (a running VM takes it at its next start).
+      expect((await host.virsh(['dumpxml', '--inactive', vm])).stdout).toMatch(/<memory unit='KiB'>327680<\/memory>/)
+      expect(await disks()).toEqual(before)
+      expect(readFileSync(xmlFile, 'utf8')).toMatch(/327680|320/)
+    } finally {
+      writeFileSync(mj, json)
+      expect((await fleet(sb, ['define-vm', vm])).code).toBe(0)
+    }
+  }, 300_000)
 
   it('a domain of its name on the host that is not this fleet\'s: start, stop, destroy, upgrade, rollback refuse it (exit 2, nothing changed), plan says foreign; --adopt lets start through', async () => {
     expect((await fleet(sb, ['stop-vm', vm, '--force', '--timeout', '5'])).code).toBe(0)
