@@ -96,7 +96,10 @@ async function upgradeRemoteVms(ctx: FleetContext, machines: Machine[], opts: Up
     for (const [i, wave] of all.entries()) {
       if (stopped) break
       if (all.length > 1) ctx.log(`Wave ${i + 1} of ${all.length} (remote): ${wave.map((p) => p.plan.name).join(', ')}`)
-      await Promise.all(wave.map((p) => upgradeOne(ctx, p, opts, check)))
+      // Every VM of the wave ends (upgraded, failed or rolled back) before an unexpected error of one ends the command.
+      const settled = await Promise.allSettled(wave.map((p) => upgradeOne(ctx, p, opts, check)))
+      const thrown = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+      if (thrown) throw thrown.reason
       const bad = wave.filter((p) => upgradeFailed(p.result!))
       if (bad.length) stopped = `the rollout stopped after wave ${i + 1}: ${bad.map((p) => `${p.plan.name} ${p.result!.outcome}${p.result!.healthy === false ? ', unhealthy' : ''}`).join('; ')}`
     }
