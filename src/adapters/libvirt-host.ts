@@ -36,9 +36,9 @@ export interface HostDomainText {
   lower: string[]
 }
 
-/** Every domain's XML, unparsed: hostUserOf parses only those that hold the address asked about. */
-export async function hostDomainTexts(): Promise<HostDomainText[]> {
-  return (await listDomains()).map((d) => {
+/** Every domain's XML on the host (`uri`, default this one), unparsed: hostUserOf parses only those that hold the address asked about. */
+export async function hostDomainTexts(uri?: string): Promise<HostDomainText[]> {
+  return (await listDomains(uri)).map((d) => {
     const xmls = [d.xml, ...(d.liveXml ? [d.liveXml] : [])]
     return { name: d.name, xmls, lower: xmls.map((x) => x.toLowerCase()) }
   })

@@ -5,10 +5,11 @@ import { existsSync } from 'node:fs'
 import { BaseCommand } from '../base-command.js'
 import { attachConsole } from '../adapters/libvirt.js'
 import { UserError } from '../errors.js'
-import { nameArg } from '../flags.js'
+import { adopt, nameArg } from '../flags.js'
 import { vmFiles } from '../repo.js'
 import { assertName } from '../machines/repository.js'
-import { remoteConsoleLog, remoteMachine } from '../services/remote-vm.js'
+import { assertOwned } from '../services/ownership.js'
+import { assertRemoteOwned, remoteConsoleLog, remoteMachine } from '../services/remote-vm.js'
 
 export default class Console extends BaseCommand<typeof Console> {
   static override summary = "Attach to a VM's serial console (virsh console), or print its console log with --log"
@@ -21,6 +22,7 @@ export default class Console extends BaseCommand<typeof Console> {
   static override flags = {
     log: Flags.boolean({ description: 'Print vms/NAME/console.log instead of attaching' }),
     tail: Flags.integer({ description: 'With --log: only the last N lines' }),
+    adopt,
   }
 
   async run(): Promise<{ name: string; log?: string }> {
@@ -37,6 +39,9 @@ export default class Console extends BaseCommand<typeof Console> {
       return { name, log: text }
     }
     if (this.jsonEnabled()) throw new UserError('--json needs --log: an attached console is interactive')
+    // A domain of its name that is not this fleet's (here or on its host) is not attached to, unless --adopt.
+    const ctx = { paths: this.paths(), adopt: this.flags.adopt, log: this.progress }
+    await (remote ? assertRemoteOwned(ctx, remote) : assertOwned(ctx.paths, name, ctx))
     if (!process.stdin.isTTY) throw new UserError(`machine ${name}: attaching to the console needs a terminal`, `Use \`fleet console ${name} --log\` to print the log.`)
     this.progress('Attached to the serial console; leave with Ctrl-]')
     process.exitCode = await attachConsole(name, remote?.host)

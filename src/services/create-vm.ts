@@ -62,7 +62,8 @@ export interface CreateVmResult {
  */
 export interface CreateBatch {
   host?: Promise<HostFacts>
-  domains?: Promise<HostDomainText[]>
+  /** Keyed by the libvirt URI of the host ('' for this one). */
+  domains?: Map<string, Promise<HostDomainText[]>>
   reach?: Promise<void>
   /** The batch's scratch folder (withCreateBatch): each create works in a folder of its own inside it. */
   scratch?: () => Promise<Scratch>
@@ -149,12 +150,16 @@ export async function createVm(ctx: FleetContext, name: VmName, req: NewMachineR
     try {
       // A dry run that would make the missing host key pair has no pair to check yet.
       if (!(ctx.dryRun && keyMissing)) existingIdentity = await readIdentity(existing, ctx.keyring, madeKey ? new Map([['ssh_host_ed25519_key', madeKey]]) : undefined)
-      // A definition from git may carry a MAC or UUID another domain on this host already uses.
-      const onHost = await (batch.domains ??= hostDomainTexts())
+      // A definition from git may carry a MAC or UUID another domain on its host already uses.
+      const key = remote?.uri ?? ''
+      const texts = (batch.domains ??= new Map())
+      if (!texts.has(key)) texts.set(key, hostDomainTexts(remote?.uri))
+      const onHost = await texts.get(key)!
+      const where = remote ? `on ${remote.uri}` : 'on this host'
       const macUser = hostUserOf(onHost, 'mac', existing.mac, name)
-      if (macUser) throw new UserError(`machine ${name}: MAC ${existing.mac} in machine.json is already used by the libvirt domain ${macUser} on this host`, `Give ${name} another MAC (delete the "mac" line; \`fleet create-vm\` of a new definition picks a random free one).`)
+      if (macUser) throw new UserError(`machine ${name}: MAC ${existing.mac} in machine.json is already used by the libvirt domain ${macUser} ${where}`, `Give ${name} another MAC (delete the "mac" line; \`fleet create-vm\` of a new definition picks a random free one).`)
       const uuidUser = hostUserOf(onHost, 'uuid', existing.uuid, name)
-      if (uuidUser) throw new UserError(`machine ${name}: UUID ${existing.uuid} in machine.json is already used by the libvirt domain ${uuidUser} on this host`, 'Give it another UUID (e.g. from `uuidgen`).')
+      if (uuidUser) throw new UserError(`machine ${name}: UUID ${existing.uuid} in machine.json is already used by the libvirt domain ${uuidUser} ${where}`, 'Give it another UUID (e.g. from `uuidgen`).')
     } catch (e) {
       for (const f of made) await rm(f, { force: true })
       throw e

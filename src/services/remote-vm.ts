@@ -15,7 +15,7 @@ import { loadMachine } from '../machines/repository.js'
 import type { Paths } from '../repo.js'
 import { resolveChannel, type StoredImage } from '../store/images.js'
 import { waitOff } from './lifecycle.js'
-import { assertOwned } from './ownership.js'
+import { assertOwned, type Ownership } from './ownership.js'
 import { vmName } from '../name.js'
 import { parseDomain, serializeDomain } from '../xml/serialize.js'
 import type { FleetContext } from './context.js'
@@ -44,9 +44,12 @@ export async function remoteXmlOn(ctx: FleetContext, m: Machine, digest: string,
   return serializeDomain(d)
 }
 
-/** Refuses (exit 2) a domain of the VM's name on its host that is not this fleet's, as for a local one; --adopt (ctx.adopt) lets it through. */
-export async function assertRemoteOwned(ctx: FleetContext, m: Machine): Promise<void> {
-  await assertOwned(ctx.paths, vmName(m.name), { adopt: ctx.adopt, log: ctx.log, uri: remoteHost(m)!.uri })
+/**
+ * Refuses (exit 2) a domain of the VM's name on its host that is not this fleet's, as for a local
+ * one; --adopt (opts.adopt, default ctx.adopt) lets it through. Reads only.
+ */
+export async function assertRemoteOwned(ctx: Pick<FleetContext, 'paths' | 'adopt' | 'log'>, m: Machine, opts: { adopt?: boolean } = {}): Promise<Ownership> {
+  return assertOwned(ctx.paths, vmName(m.name), { adopt: opts.adopt ?? ctx.adopt, log: ctx.log, uri: remoteHost(m)!.uri })
 }
 
 /**

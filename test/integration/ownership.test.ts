@@ -74,9 +74,9 @@ describe.skipIf(libvirtMissing)('ownership of libvirt domains', () => {
     expect(dry.code).toBe(2)
   })
 
-  it('stop-vm (even --force), start-vm and define-vm refuse it too, changing nothing', async () => {
+  it('stop-vm (even --force), start-vm, define-vm and console refuse it too, changing nothing', async () => {
     const before = await xmlOf(foreign)
-    for (const args of [['stop-vm', foreign, '--force', '--timeout', '1'], ['start-vm', foreign], ['define-vm', foreign], ['define-vm', foreign, '--dry-run']]) {
+    for (const args of [['stop-vm', foreign, '--force', '--timeout', '1'], ['start-vm', foreign], ['define-vm', foreign], ['define-vm', foreign, '--dry-run'], ['console', foreign]]) {
       const r = await fleet(a, args)
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2)
       expect(r.stderr).toContain(`the libvirt domain ${foreign} has no fleet metadata`)
