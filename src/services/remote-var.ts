@@ -33,14 +33,18 @@ debugfs -w -f owners.cmds "$1" >/dev/null 2>&1
 // only when it is done. The next run finds what a killed one left and puts the blocks back with
 // e2undo (newest first) before anything else, which returns the filesystem to where that run
 // started (old identity, complete) — but only if the guest has not mounted it since (its ext4
-// last-mount time, recorded in $U before the first batch, unchanged): data the guest wrote is never
-// undone; then the undo files are stale and only removed. e2fsck -p's own repairs are not undone.
+// last-mount time and mount count, recorded in $U before the first batch, unchanged): data the
+// guest wrote is never undone; then the undo files are stale and only removed. A batch that fails
+// while the script lives (debugfs killed or crashed, the host's disk full) is undone at once, so
+// the run ends with the filesystem as it began and the VM fleet may start next never mounts a
+// half-written one. e2fsck -p's own repairs are not undone.
 const RESYNC = `${PRELUDE}[ "$(e2label "$1" 2>/dev/null)" = "$2" ] || { echo "$1 is not an ext4 filesystem labelled $2" >&2; exit 71; }
 U="\${XDG_STATE_HOME:-$HOME/.local/state}/fleet/undo/$(printf %s "$1" | sha256sum | cut -c1-32)"
-mounted() { dumpe2fs -h "$1" 2>/dev/null | sed -n 's/^Last mount time: *//p'; }
+mounted() { dumpe2fs -h "$1" 2>/dev/null | sed -n 's/^Last mount time: *//p; s/^Mount count: *//p' | tr '\n' ' '; }
+undo() { for f in $(ls -r "$U" | grep '[.]e2undo$'); do e2undo "$U/$f" "$1" >/dev/null 2>&1 || break; done; }
 if [ -d "$U" ]; then
   if [ -f "$U/mounted" ] && [ "$(mounted "$1")" = "$(cat "$U/mounted")" ]; then
-    for f in $(ls -r "$U" | grep '[.]e2undo$'); do e2undo "$U/$f" "$1" >/dev/null 2>&1 || break; done
+    undo "$1"
     echo "undid the blocks an interrupted identity sync had written on $1" >&2
   else
     echo "the guest mounted $1 since an interrupted identity sync: its undo files are stale, removed" >&2
@@ -55,7 +59,8 @@ sync
 names() { debugfs -R "ls -p $2" "$1" 2>/dev/null | sed -n 's#^/[0-9]*/[0-7]*/[0-9]*/[0-9]*/\\([^/]*\\)/.*#\\1#p' | grep -vx '[.]\\|[.][.]' || true; }
 has() { names "$1" / | grep -qx "$2"; }
 # Numbered from the files there: a batch runs in a pipeline's subshell.
-batch() { n=$(ls "$U" | grep -c '[.]e2undo$' || true); debugfs -w -z "$U/$((n + 1)).e2undo" -f - "$1" >/dev/null 2>&1; }
+batch() { n=$(ls "$U" | grep -c '[.]e2undo$' || true); debugfs -w -z "$U/$((n + 1)).e2undo" -f - "$1" >/dev/null 2>&1 || {
+  rc=$?; undo "$1"; rm -rf "$U"; echo "debugfs failed (exit $rc) writing the identity on $1; the blocks it had written were put back" >&2; exit 73; }; }
 rmtree() { for n2 in $(names "$1" "/$2"); do printf 'rm /%s/%s\\n' "$2" "$n2"; done; printf 'rmdir /%s\\n' "$2"; }
 if ! has "$1" identity && has "$1" identity.old; then printf 'ln /identity.old /identity\\nunlink /identity.old\\n' | batch "$1"; fi
 { if has "$1" identity.old; then rmtree "$1" identity.old; fi; if has "$1" identity.new; then rmtree "$1" identity.new; fi; cat write.cmds; } | batch "$1"

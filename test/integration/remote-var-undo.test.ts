@@ -42,11 +42,15 @@ async function makeVar(file: string): Promise<void> {
   rmSync(root, { recursive: true })
 }
 
-/** Runs the resync job as the host would; `kill` SIGKILLs the n-th writing debugfs at its w-th block write. */
-async function resync(file: string, kill?: { batch: number; write: number }) {
+/**
+ * Runs the resync job as the host would; `kill` SIGKILLs the n-th writing debugfs at its w-th block
+ * write, and with `crash` the whole job with it (as a host crash or a killed ssh session would:
+ * nothing of the script runs after), else the script lives on.
+ */
+async function resync(file: string, kill?: { batch: number; write: number; crash?: boolean }) {
   const job = resyncJob(file, NEW)
-  const env: Record<string, string> = { HOME: home, PATH: `${kill ? `${wrap}:` : ''}${process.env.PATH}`, W: wrap }
-  if (kill) Object.assign(env, { KILL_BATCH: String(kill.batch), KILL_WRITE: String(kill.write) })
+  const env: Record<string, string> = { HOME: home, TMPDIR: dir, PATH: `${kill ? `${wrap}:` : ''}${process.env.PATH}`, W: wrap }
+  if (kill) Object.assign(env, { KILL_BATCH: String(kill.batch), KILL_WRITE: String(kill.write), KILL_ALL: kill.crash === false ? '' : '1' })
   rmSync(join(wrap, 'count'), { force: true })
   const r = await execa(job.argv[0]!, job.argv.slice(1), { input: job.input, env, extendEnv: false, reject: false })
   return { code: r.exitCode ?? -1, stderr: String(r.stderr) }
@@ -75,8 +79,12 @@ describe('remote /var identity resync: undo files for a kill inside a debugfs ba
 real=${await debugfsPath()}
 case " $* " in *" -w "*) ;; *) exec "$real" "$@" ;; esac
 n=$(( $(cat "$W/count" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$W/count"
-[ "$n" = "$KILL_BATCH" ] && exec strace -f -o /dev/null -e trace=pwrite64 -e inject=pwrite64:signal=KILL:when="$KILL_WRITE" "$real" "$@"
-exec "$real" "$@"
+[ "$n" = "$KILL_BATCH" ] || exec "$real" "$@"
+strace -f -o /dev/null -e trace=pwrite64 -e inject=pwrite64:signal=KILL:when="$KILL_WRITE" "$real" "$@"
+rc=$?
+# KILL_ALL: the batch's subshell and the script die too, before either runs another line.
+[ -n "$KILL_ALL" ] && kill -KILL "$PPID" "$(cut -d' ' -f4 /proc/$PPID/stat)"
+exit $rc
 `)
     chmodSync(join(wrap, 'debugfs'), 0o755)
   })
@@ -125,6 +133,23 @@ exec "$real" "$@"
     console.log(`killed at ${kills} block writes; e2fsck -p alone could not have repaired ${preenCannot} of them`)
     expect(kills).toBeGreaterThan(10)
   }, 300_000)
+
+  it('a debugfs killed mid-batch while the script lives on: the same run puts its blocks back (old identity, data intact, fsck clean, no undo file) and fails; the next syncs', async () => {
+    const file = join(dir, 'var-live.raw')
+    await makeVar(file)
+    for (const write of [3, 30, 60]) {
+      const killed = await resync(file, { batch: 1, write, crash: false })
+      expect(killed.code, killed.stderr).toBe(73)
+      expect(killed.stderr).toMatch(/debugfs failed \(exit \d+\) writing the identity on .*; the blocks it had written were put back/)
+      for (const [n, b] of OLD) expect(sha(await cat(file, `/identity/${n}`)), n).toBe(sha(b))
+      expect(sha(await cat(file, '/home/data')), 'the guest data').toBe(sha(data))
+      expect(await fsck(file)).toBe(0)
+      expect(undoFiles(file)).toEqual([])
+    }
+    const r = await resync(file)
+    expect(r.code, r.stderr).toBe(0)
+    await expectSynced(file)
+  })
 
   it('the guest mounted the filesystem since: the undo files are stale, removed unreplayed, its new data kept', async () => {
     const file = join(dir, 'var-mounted.raw')
