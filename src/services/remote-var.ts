@@ -35,7 +35,8 @@ debugfs -w -f owners.cmds "$1" >/dev/null 2>&1
 // started (old identity, complete) — but only if the guest has not mounted it since (its ext4
 // last-mount time and mount count, recorded in $U before the first batch, unchanged): data the
 // guest wrote is never undone; then the undo files are stale and only removed. A batch that fails
-// while the script lives (debugfs killed or crashed, the host's disk full) is undone at once, so
+// while the script lives (debugfs killed or crashed, the host's disk full), or one whose files do
+// not read back whole (debugfs exits 0 when /var itself is full), is undone at once, so
 // the run ends with the filesystem as it began and the VM fleet may start next never mounts a
 // half-written one. e2fsck -p's own repairs are not undone.
 const RESYNC = `${PRELUDE}[ "$(e2label "$1" 2>/dev/null)" = "$2" ] || { echo "$1 is not an ext4 filesystem labelled $2" >&2; exit 71; }
@@ -59,12 +60,20 @@ sync
 names() { debugfs -R "ls -p $2" "$1" 2>/dev/null | sed -n 's#^/[0-9]*/[0-7]*/[0-9]*/[0-9]*/\\([^/]*\\)/.*#\\1#p' | grep -vx '[.]\\|[.][.]' || true; }
 has() { names "$1" / | grep -qx "$2"; }
 # Numbered from the files there: a batch runs in a pipeline's subshell.
-batch() { n=$(ls "$U" | grep -c '[.]e2undo$' || true); debugfs -w -z "$U/$((n + 1)).e2undo" -f - "$1" >/dev/null 2>&1 || {
-  rc=$?; undo "$1"; rm -rf "$U"; echo "debugfs failed (exit $rc) writing the identity on $1; the blocks it had written were put back" >&2; exit 73; }; }
+# $1 volume, $2 exit code, $3 message: this run's batches undone, then the exit.
+fail() { undo "$1"; rm -rf "$U"; echo "$3" >&2; exit "$2"; }
+batch() { n=$(ls "$U" | grep -c '[.]e2undo$' || true); debugfs -w -z "$U/$((n + 1)).e2undo" -f - "$1" >/dev/null 2>&1 ||
+  fail "$1" 73 "debugfs failed (exit $?) writing the identity on $1; the blocks it had written were put back"; }
 rmtree() { for n2 in $(names "$1" "/$2"); do printf 'rm /%s/%s\\n' "$2" "$n2"; done; printf 'rmdir /%s\\n' "$2"; }
 if ! has "$1" identity && has "$1" identity.old; then printf 'ln /identity.old /identity\\nunlink /identity.old\\n' | batch "$1"; fi
 { if has "$1" identity.old; then rmtree "$1" identity.old; fi; if has "$1" identity.new; then rmtree "$1" identity.new; fi; cat write.cmds; } | batch "$1"
-has "$1" identity.new || { echo "debugfs did not write /identity.new on $1" >&2; exit 72; }
+has "$1" identity.new || fail "$1" 72 "debugfs did not write /identity.new on $1 (is its filesystem full?); the blocks written were put back"
+# debugfs exits 0 when a command fails (a full /var: "Could not allocate block"): each file is read back.
+for f in new/*; do
+  [ -e "$f" ] || continue
+  [ "$(debugfs -R "cat /identity.new/\${f#new/}" "$1" 2>/dev/null | sha256sum)" = "$(sha256sum < "$f")" ] && continue
+  fail "$1" 74 "/identity.new/\${f#new/} could not be written whole on $1 (is its filesystem full?); the blocks written were put back"
+done
 { if has "$1" identity; then printf 'ln /identity /identity.old\\nunlink /identity\\n'; fi; printf 'ln /identity.new /identity\\nunlink /identity.new\\n'; } | batch "$1"
 if has "$1" identity.old; then rmtree "$1" identity.old | batch "$1"; fi
 has "$1" identity

@@ -151,6 +151,25 @@ exit $rc
     await expectSynced(file)
   })
 
+  it('a /var the guest filled: the identity does not fit, the run puts back what it wrote and fails (exit 74) with the old identity whole', async () => {
+    const file = join(dir, 'var-full.raw')
+    await makeVar(file)
+    // The guest filled its /var but for a few blocks: /identity.new is made, not all its files fit.
+    const head = String((await execa('dumpe2fs', ['-h', file], { env: { PATH: `${process.env.PATH}:/usr/sbin:/sbin` } })).stdout)
+    const free = Number(/^Free blocks:\s+(\d+)/m.exec(head)![1]) * Number(/^Block size:\s+(\d+)/m.exec(head)![1])
+    const filler = join(dir, 'filler')
+    writeFileSync(filler, Buffer.alloc(free - 8192, 1))
+    await execa(await debugfsPath(), ['-w', '-R', `write ${filler} /home/filler`, file])
+    rmSync(filler)
+    const r = await resync(file)
+    expect(r.code, r.stderr).toBe(74)
+    expect(r.stderr).toMatch(/\/identity\.new\/\S+ could not be written whole on .*is its filesystem full/)
+    for (const [n, b] of OLD) expect(sha(await cat(file, `/identity/${n}`)), n).toBe(sha(b))
+    expect(sha(await cat(file, '/home/data')), 'the guest data').toBe(sha(data))
+    expect(await fsck(file)).toBe(0)
+    expect(undoFiles(file)).toEqual([])
+  })
+
   it('the guest mounted the filesystem since: the undo files are stale, removed unreplayed, its new data kept', async () => {
     const file = join(dir, 'var-mounted.raw')
     await makeVar(file)
