@@ -5,7 +5,8 @@
 import { runOn } from '../adapters/remote-shell.js'
 import * as pool from '../adapters/storage-pool.js'
 import type { SshLogin, VmHost } from '../hosts/host-uri.js'
-import { ToolError } from '../errors.js'
+import { ToolError, UserError } from '../errors.js'
+import { hostLabel } from '../hosts/host-uri.js'
 import type { StoredImage } from '../store/images.js'
 import { withBaseLock } from '../hosts/remote-lock.js'
 
@@ -140,3 +141,16 @@ export async function gcHost(host: RemoteHost, keep: ReadonlySet<string>, dryRun
   }
   return gone
 }
+
+/**
+ * The error of a step on the host that ran out of space there (vol-upload, mkfs.ext4, debugfs,
+ * qemu-img: "No space left on device"), as one naming the machine and the host (exit 2: free space
+ * and run it again); undefined for any other error.
+ */
+export function hostFull(e: unknown, name: string, host: RemoteHost): UserError | undefined {
+  if (!(e instanceof ToolError) || !/No space left on device|ENOSPC/i.test(e.stderr)) return undefined
+  const what = e.stderr.trim().split('\n').filter((l) => /No space left|ENOSPC/i.test(l)).at(-1)!.trim()
+  return new UserError(`machine ${name}: no space left on ${hostLabel(host)} (${e.tool}: ${what})`,
+    `Free space on ${host.ssh.host} where fleet's storage pool lives (\`virsh -c '${host.uri}' pool-info fleet\`), then run the command again.`, { cause: e })
+}
+

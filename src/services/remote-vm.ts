@@ -20,7 +20,7 @@ import { vmName } from '../name.js'
 import { parseDomain, serializeDomain } from '../xml/serialize.js'
 import type { FleetContext } from './context.js'
 import { machineDomain, writeXml } from './domain-xml.js'
-import { bootVolume, bootVolumeOn, isBootOf, upgradeRunningMarker, varMarker, varVolume, vmVolumes, type RemoteHost } from './remote-disks.js'
+import { bootVolume, bootVolumeOn, hostFull, isBootOf, upgradeRunningMarker, varMarker, varVolume, vmVolumes, type RemoteHost } from './remote-disks.js'
 import { createRemoteVar, resyncRemoteVar } from './remote-var.js'
 import { forgetRemoteIdentity, recordRemoteIdentity } from './remote-drift.js'
 
@@ -141,7 +141,7 @@ export async function createRemote(ctx: FleetContext, m: Machine, identity: Map<
     } catch (e) {
       if (defined) await libvirt.destroy(m.name, host.uri).then(() => libvirt.undefineWithNvram(m.name, host.uri)).catch(() => {})
       for (const v of made.reverse()) await pool.deleteVolume(host.uri, v).catch(() => {})
-      throw e
+      throw hostFull(e, m.name, host) ?? e
     }
   })
 }
